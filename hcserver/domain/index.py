@@ -1,0 +1,123 @@
+"""The in-memory index: every lookup a request needs, each one dict access.
+
+    >>> index = Index(KeyHasher(b"s"))
+    >>> index.add_project(project); index.add_check(check)
+    >>> index.checks[check.uuid] is check, index.by_slug(project.id, check.slug) == [check]
+
+All changes to a check's slug or project go through the index so the lookups stay true.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+
+from hcserver.domain.checks import Check
+from hcserver.domain.projects import KeyHasher, Project
+
+
+class Index:
+    def __init__(self, hasher: KeyHasher) -> None:
+        self.hasher = hasher
+        self.checks: dict[str, Check] = {}
+        self.projects: dict[str, Project] = {}
+        self._by_ping_key: dict[bytes, Project] = {}
+        # api key hash -> (project, read-only?)
+        self._by_api_key: dict[bytes, tuple[Project, bool]] = {}
+        # project id -> uuid -> check, in creation order
+        self._project_checks: dict[str, dict[str, Check]] = {}
+        # project id -> slug -> checks that share it (more than one answers 409)
+        self._slugs: dict[str, dict[str, list[Check]]] = {}
+        self._unique: dict[str, Check] = {}
+
+    # -- projects ---------------------------------------------------------------------------------
+
+    def add_project(self, project: Project) -> None:
+        self.projects[project.id] = project
+        self._by_ping_key[project.ping_key_hash] = project
+        self._by_api_key[project.api_key_hash] = (project, False)
+        if project.api_key_readonly_hash:
+            self._by_api_key[project.api_key_readonly_hash] = (project, True)
+        self._project_checks.setdefault(project.id, {})
+        self._slugs.setdefault(project.id, {})
+
+    def remove_project(self, project_id: str) -> list[Check]:
+        """Forget a project and every check in it; return the checks removed."""
+        project = self.projects.pop(project_id)
+        self._by_ping_key.pop(project.ping_key_hash, None)
+        self._by_api_key.pop(project.api_key_hash, None)
+        if project.api_key_readonly_hash:
+            self._by_api_key.pop(project.api_key_readonly_hash, None)
+        removed = list(self._project_checks.get(project_id, {}).values())
+        for check in removed:
+            self.remove_check(check)
+        self._project_checks.pop(project_id, None)
+        self._slugs.pop(project_id, None)
+        return removed
+
+    def project_by_ping_key(self, ping_key: str) -> Project | None:
+        project = self._by_ping_key.get(self.hasher.digest(ping_key))
+        return project
+
+    def project_by_api_key(self, api_key: str) -> tuple[Project, bool] | None:
+        """(project, read_only) for a key, or None. The final comparison is constant-time."""
+        digest = self.hasher.digest(api_key)
+        found = self._by_api_key.get(digest)
+        if found is None:
+            return None
+        project, readonly = found
+        expected = project.api_key_readonly_hash if readonly else project.api_key_hash
+        if expected is None or not hmac.compare_digest(expected, digest):
+            return None
+        return found
+
+    # -- checks -----------------------------------------------------------------------------------
+
+    def add_check(self, check: Check) -> None:
+        self.checks[check.uuid] = check
+        self._project_checks[check.project_id][check.uuid] = check
+        self._unique[check.unique_key] = check
+        self._link_slug(check)
+
+    def remove_check(self, check: Check) -> None:
+        self.checks.pop(check.uuid, None)
+        self._project_checks.get(check.project_id, {}).pop(check.uuid, None)
+        self._unique.pop(check.unique_key, None)
+        self._unlink_slug(check)
+
+    def set_slug(self, check: Check, slug: str) -> None:
+        if slug == check.slug:
+            return
+        self._unlink_slug(check)
+        check.slug = slug
+        self._link_slug(check)
+
+    def move_check(self, check: Check, project_id: str) -> None:
+        """Give a check to another project: its slug now resolves under that project's ping key."""
+        self.remove_check(check)
+        check.project_id = project_id
+        self.add_check(check)
+
+    def by_slug(self, project_id: str, slug: str) -> list[Check]:
+        return self._slugs.get(project_id, {}).get(slug, [])
+
+    def by_unique_key(self, unique_key: str) -> Check | None:
+        return self._unique.get(unique_key)
+
+    def project_checks(self, project_id: str) -> Iterator[Check]:
+        return iter(list(self._project_checks.get(project_id, {}).values()))
+
+    def _link_slug(self, check: Check) -> None:
+        if check.slug:
+            self._slugs[check.project_id].setdefault(check.slug, []).append(check)
+
+    def _unlink_slug(self, check: Check) -> None:
+        slugs = self._slugs.get(check.project_id)
+        if not check.slug or slugs is None:
+            return
+        same = slugs.get(check.slug)
+        if same is None:
+            return
+        same[:] = [c for c in same if c is not check]
+        if not same:
+            del slugs[check.slug]
