@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from hcserver.domain.pings import FAIL, IGN, LOG, START, SUCCESS, Flip, Ping, PingRequest
+from hcserver.domain.pings import FAIL, IGN, START, SUCCESS, Flip, Ping, PingRequest
 from hcserver.domain.schedules import SIMPLE, next_after
 
 NEW, UP, GRACE, DOWN, PAUSED, STARTED = "new", "up", "grace", "down", "paused", "started"
@@ -146,7 +146,7 @@ class Check:
         flip: Flip | None = None
         if kind == START:
             self._open_run(req.rid, now)
-        elif kind == SUCCESS or kind == FAIL:
+        elif kind in (SUCCESS, FAIL):
             duration = self._close_run(req.rid, kind, now)
             if duration is not None:
                 self.last_duration = duration

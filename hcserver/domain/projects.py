@@ -56,9 +56,7 @@ class IssuedKeys:
     ping_key: str
 
 
-def make_project(
-    project_id: str, name: str, now: float, hasher: KeyHasher, keys: IssuedKeys
-) -> Project:
+def make_project(project_id: str, name: str, now: float, hasher: KeyHasher, keys: IssuedKeys) -> Project:
     return Project(
         id=project_id,
         name=name,
@@ -69,7 +67,9 @@ def make_project(
     )
 
 
-def issue_keys(api_key: str | None = None, readonly: str | None = None, ping_key: str | None = None) -> IssuedKeys:
+def issue_keys(
+    api_key: str | None = None, readonly: str | None = None, ping_key: str | None = None
+) -> IssuedKeys:
     """Use the given keys (deployments and tests fix them), generate the rest."""
     return IssuedKeys(
         api_key=api_key or new_api_key(),
