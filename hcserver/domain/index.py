@@ -11,9 +11,26 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
+from typing import Protocol
 
 from hcserver.domain.checks import Check
 from hcserver.domain.projects import KeyHasher, Project
+
+
+class ChannelLike(Protocol):
+    """What the index needs of an integration (the alerts package defines the entity)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def project_id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
 
 
 class Index:
@@ -29,6 +46,8 @@ class Index:
         # project id -> slug -> checks that share it (more than one answers 409)
         self._slugs: dict[str, dict[str, list[Check]]] = {}
         self._unique: dict[str, Check] = {}
+        self.channels: dict[str, ChannelLike] = {}
+        self._badge_keys: dict[str, str] = {}  # badge key -> project id
 
     # -- projects ---------------------------------------------------------------------------------
 
@@ -40,6 +59,7 @@ class Index:
             self._by_api_key[project.api_key_readonly_hash] = (project, True)
         self._project_checks.setdefault(project.id, {})
         self._slugs.setdefault(project.id, {})
+        self._badge_keys[self.badge_key(project.id)] = project.id
 
     def remove_project(self, project_id: str) -> list[Check]:
         """Forget a project and every check in it; return the checks removed."""
@@ -48,6 +68,7 @@ class Index:
         self._by_api_key.pop(project.api_key_hash, None)
         if project.api_key_readonly_hash:
             self._by_api_key.pop(project.api_key_readonly_hash, None)
+        self._badge_keys.pop(self.badge_key(project_id), None)
         removed = list(self._project_checks.get(project_id, {}).values())
         for check in removed:
             self.remove_check(check)
@@ -58,6 +79,13 @@ class Index:
     def project_by_ping_key(self, ping_key: str) -> Project | None:
         project = self._by_ping_key.get(self.hasher.digest(ping_key))
         return project
+
+    def badge_key(self, project_id: str) -> str:
+        """A public id for badge URLs: derived from the secret, so it can't be guessed or reversed."""
+        return self.hasher.digest("badge:" + project_id).hex()[:16]
+
+    def project_by_badge_key(self, key: str) -> str | None:
+        return self._badge_keys.get(key)
 
     def project_by_api_key(self, api_key: str) -> tuple[Project, bool] | None:
         """(project, read_only) for a key, or None. The final comparison is constant-time."""
@@ -70,6 +98,9 @@ class Index:
         if expected is None or not hmac.compare_digest(expected, digest):
             return None
         return found
+
+    def project_channels(self, project_id: str) -> list[ChannelLike]:
+        return [c for c in self.channels.values() if c.project_id == project_id]
 
     # -- checks -----------------------------------------------------------------------------------
 

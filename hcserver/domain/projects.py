@@ -67,9 +67,7 @@ def make_project(project_id: str, name: str, now: float, hasher: KeyHasher, keys
     )
 
 
-def issue_keys(
-    api_key: str | None = None, readonly: str | None = None, ping_key: str | None = None
-) -> IssuedKeys:
+def issue_keys(api_key: str | None = None, readonly: str | None = None, ping_key: str | None = None) -> IssuedKeys:
     """Use the given keys (deployments and tests fix them), generate the rest."""
     return IssuedKeys(
         api_key=api_key or new_api_key(),

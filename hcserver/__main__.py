@@ -1,0 +1,101 @@
+"""Command line: `hcserver serve` / `python -m hcserver serve`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Sequence
+
+from hcserver.app import HcServer, ensure_project
+from hcserver.config import SETTINGS_HELP, Settings, SettingsError
+from hcserver.context import Context
+from hcserver.domain.index import Index
+from hcserver.domain.projects import KeyHasher
+from hcserver.ports import MemoryRecorder
+
+log = logging.getLogger("hcserver")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="hcserver",
+        description="A Healthchecks-compatible cron-job and heartbeat monitor.",
+        epilog=SETTINGS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="serve the Pinging and Management APIs",
+        epilog=SETTINGS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help="address to listen on (HC_HOST; default 127.0.0.1, '::' for all)")
+    serve.add_argument("--port", type=int, help="TCP port (HC_PORT; default 8000, 0 for any free port)")
+    serve.add_argument("--db", help="path of the SQLite store (HC_DB; default ./data/hcserver.sqlite3)")
+    serve.add_argument("--durable", action="store_true", default=None, help="answer pings after commit")
+    serve.add_argument("--certfile", help="TLS certificate (PEM) to serve HTTPS")
+    serve.add_argument("--keyfile", help="TLS private key (PEM)")
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace, env: dict[str, str]) -> Settings:
+    settings = Settings.from_env(env)
+    overrides = {
+        name: getattr(args, name)
+        for name in ("host", "port", "db", "durable", "certfile", "keyfile")
+        if getattr(args, name) is not None
+    }
+    if "port" in overrides and not 0 <= overrides["port"] <= 65535:
+        raise SettingsError("--port must be between 0 and 65535")
+    if ("host" in overrides and "SITE_ROOT" not in env) or ("port" in overrides and "SITE_ROOT" not in env):
+        overrides["site_root"] = ""
+        overrides["ping_endpoint"] = env.get("PING_ENDPOINT", "")
+    return settings.replace(**overrides) if overrides else settings
+
+
+async def serve(settings: Settings) -> int:
+    index = Index(KeyHasher(secrets.token_bytes(32)))
+    recorder = MemoryRecorder(settings.ping_log_limit)
+    ctx = Context(settings=settings, index=index, recorder=recorder)
+    keys = ensure_project(ctx)
+    server = HcServer(ctx)
+    bound = await server.listen()
+    if keys is not None:
+        print("Created a project. Its keys are shown once; keep them:", flush=True)
+        print(f"  API key (read-write): {keys.api_key}", flush=True)
+        print(f"  API key (read-only):  {keys.api_key_readonly}", flush=True)
+        print(f"  Ping key:             {keys.ping_key}", flush=True)
+    for address, port in bound:
+        log.info("listening on %s port %d", address, port)
+    print(f"hcserver listening on {settings.site_root if settings.port else ''}"
+          f" port {server.port}", flush=True)  # fmt: skip
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("shutting down")
+    await server.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = settings_from(args, dict(os.environ))
+    except SettingsError as e:
+        print(f"hcserver: {e}", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""Management API (v1, v2, v3), the projects admin API, badges and the status endpoint.
+
+Handlers translate: authorize, parse, call one operation, report the change, serialize.
+Domain errors are rendered in one place, `ApiHandler.write_error`, as {"error": "..."}.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import uuid as uuidlib
+from typing import Any
+
+from tornado.web import Application, RequestHandler
+
+from hcserver.context import Context
+from hcserver.domain.checks import PAUSED, Check
+from hcserver.domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthorized
+from hcserver.domain.projects import API_KEY_LENGTH, IssuedKeys, Project, issue_keys, make_project
+from hcserver.web import badges
+from hcserver.web.serialize import check_to_json, flip_to_json, ping_to_json
+from hcserver.web.service import apply_spec, find_unique, new_check
+from hcserver.web.specs import parse_check_spec
+
+log = logging.getLogger("hcserver.api")
+
+_V = r"/api/v(?P<version>[123])"
+_UUID = r"(?P<code>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+_UUID_OR_KEY = r"(?P<code>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{40})"
+
+
+class ApiHandler(RequestHandler):
+    """Base: CORS, JSON errors, key checks, and the request body as a JSON object."""
+
+    ctx: Context
+
+    def initialize(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.version = 3
+        self.readonly = False
+        self._json: dict[str, Any] | None = None
+
+    def set_default_headers(self) -> None:
+        self.set_header("Access-Control-Allow-Origin", "*")
+        self.set_header("Access-Control-Allow-Headers", "X-Api-Key, Content-Type")
+        self.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+        self.set_header("Access-Control-Max-Age", "600")
+        self.set_header("Cache-Control", "no-cache")
+
+    def prepare(self) -> None:
+        version = self.path_kwargs.get("version")
+        if version:
+            self.version = int(version)
+
+    def options(self, *args: str, **kwargs: str) -> None:
+        self.set_status(204)
+        self.finish()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, DomainError):
+            self.set_status(exc.status)
+            message = exc.message
+        else:
+            message = self._reason.lower()
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": message}))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if not isinstance(value, DomainError):
+            super().log_exception(typ, value, tb)
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def body_json(self) -> dict[str, Any]:
+        if self._json is None:
+            raw = self.request.body
+            if not raw:
+                self._json = {}
+            else:
+                try:
+                    value = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, ValueError, RecursionError):
+                    raise Invalid("could not parse request body") from None
+                if not isinstance(value, dict):
+                    raise Invalid("json validation error: value is not an object")
+                self._json = value
+        return self._json
+
+    def authorize(self, write: bool) -> Project:
+        """The project of the API key: header X-Api-Key, or for POST an api_key field in the body."""
+        key = self.request.headers.get("X-Api-Key", "")
+        if self.request.method == "POST":
+            key = self.body_json().get("api_key", key) or key
+        if not isinstance(key, str) or len(key) != API_KEY_LENGTH:
+            raise Unauthorized("missing api key")
+        found = self.ctx.index.project_by_api_key(key)
+        if found is None or (write and found[1]):
+            raise Unauthorized("wrong api key")
+        project, self.readonly = found
+        return project
+
+    def check_of(self, project: Project, code: str) -> Check:
+        index = self.ctx.index
+        check = index.checks.get(code) if len(code) == 36 else index.by_unique_key(code)
+        if check is None:
+            raise NotFound("not found")
+        if check.project_id != project.id:
+            raise Forbidden("wrong project")
+        return check
+
+    def check_json(self, check: Check) -> dict[str, Any]:
+        ctx = self.ctx
+        return check_to_json(
+            check,
+            ctx.clock(),
+            ctx.settings,
+            self.version,
+            self.readonly,
+            ctx.index.badge_key(check.project_id),
+        )
+
+    def send(self, payload: dict[str, Any], status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload))
+
+
+class ChecksHandler(ApiHandler):
+    def get(self, version: str) -> None:
+        project = self.authorize(write=False)
+        tags = set(self.get_arguments("tag"))
+        slug = self.get_argument("slug", None)
+        result = []
+        for check in self.ctx.index.project_checks(project.id):
+            if slug is not None and check.slug != slug:
+                continue
+            if tags and not tags.issubset(check.tag_list()):
+                continue
+            result.append(self.check_json(check))
+        self.send({"checks": result})
+
+    async def post(self, version: str) -> None:
+        project = self.authorize(write=True)
+        spec = parse_check_spec(self.body_json())
+        ctx = self.ctx
+        existing = find_unique(ctx, project.id, spec)
+        if existing is not None:
+            apply_spec(ctx, existing, spec, self.version, creating=False)
+            await _settle(ctx.check_changed(existing))
+            self.send(self.check_json(existing))
+            return
+        check = new_check(ctx, project.id, ctx.clock())
+        apply_spec(ctx, check, spec, self.version, creating=True)
+        ctx.index.add_check(check)
+        await _settle(ctx.check_changed(check))
+        self.send(self.check_json(check), 201)
+
+
+class CheckHandler(ApiHandler):
+    def get(self, version: str, code: str) -> None:
+        project = self.authorize(write=False)
+        self.send(self.check_json(self.check_of(project, code)))
+
+    async def post(self, version: str, code: str) -> None:
+        project = self.authorize(write=True)
+        if len(code) != 36:
+            raise NotFound()
+        check = self.check_of(project, code)
+        spec = parse_check_spec(self.body_json())
+        apply_spec(self.ctx, check, spec, self.version, creating=False)
+        await _settle(self.ctx.check_changed(check))
+        self.send(self.check_json(check))
+
+    async def delete(self, version: str, code: str) -> None:
+        project = self.authorize(write=True)
+        if len(code) != 36:
+            raise NotFound()
+        check = self.check_of(project, code)
+        payload = self.check_json(check)
+        await _settle(self.ctx.check_deleted(check))
+        self.send(payload)
+
+
+class PauseHandler(ApiHandler):
+    async def post(self, version: str, code: str, action: str) -> None:
+        project = self.authorize(write=True)
+        check = self.check_of(project, code)
+        now = self.ctx.clock()
+        if action == "pause":
+            flip = check.pause(now)
+        else:
+            if check.status != PAUSED:
+                raise Conflict("check is not paused")
+            flip = check.resume(now)
+        await _settle(self.ctx.check_changed(check, flip))
+        self.send(self.check_json(check))
+
+
+class PingsHandler(ApiHandler):
+    async def get(self, version: str, code: str) -> None:
+        project = self.authorize(write=True)
+        check = self.check_of(project, code)
+        ctx = self.ctx
+        pings = await ctx.recorder.recent_pings(check, ctx.settings.ping_log_limit)
+        self.send({"pings": [ping_to_json(p, check, ctx.settings, self.version) for p in pings]})
+
+
+class PingBodyHandler(ApiHandler):
+    async def get(self, version: str, code: str, n: str) -> None:
+        project = self.authorize(write=True)
+        check = self.check_of(project, code)
+        ping = await self.ctx.recorder.get_ping(check, int(n)) if len(n) < 19 else None
+        if ping is None or not ping.body:
+            raise NotFound("not found")
+        self.set_header("Content-Type", "text/plain")
+        self.finish(ping.body)
+
+
+class FlipsHandler(ApiHandler):
+    async def get(self, version: str, code: str) -> None:
+        project = self.authorize(write=False)
+        check = self.check_of(project, code)
+        now = self.ctx.clock()
+        low, high = _flip_window(self, now)
+        flips = await self.ctx.recorder.flips(check)
+        chosen = [f for f in flips if f.new_status in ("up", "down") and low <= f.created and f.created < high]
+        self.send({"flips": [flip_to_json(f) for f in chosen]})
+
+
+def _flip_window(handler: RequestHandler, now: float) -> tuple[float, float]:
+    """?seconds= / ?start= / ?end= as non-negative whole numbers (UNIX times for start and end)."""
+    values: dict[str, int] = {}
+    for name in ("seconds", "start", "end"):
+        raw = handler.get_argument(name, None)
+        if raw is None:
+            continue
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+            raise Invalid(f"invalid query: {name} must be a non-negative whole number")
+        values[name] = int(raw)
+    if "seconds" in values and ("start" in values or "end" in values):
+        raise Invalid("invalid query: seconds cannot be combined with start or end")
+    if "seconds" in values:
+        return now - values["seconds"], float("inf")
+    return float(values.get("start", 0)), float(values.get("end", 2**62))
+
+
+class ChannelsHandler(ApiHandler):
+    def get(self, version: str) -> None:
+        project = self.authorize(write=True)
+        channels = self.ctx.index.project_channels(project.id)
+        self.send({"channels": [{"id": c.id, "name": c.name, "kind": c.kind} for c in channels]})
+
+
+class BadgesHandler(ApiHandler):
+    def get(self, version: str) -> None:
+        project = self.authorize(write=False)
+        self.send({"badges": badges.project_badges(self.ctx, project)})
+
+
+class StatusHandler(ApiHandler):
+    def get(self, version: str) -> None:
+        problem = self.ctx.health()
+        if self.get_argument("verbose", "") == "1":
+            if not self._admin_or_loopback():
+                raise Forbidden("verbose status needs the admin key or a loopback client")
+            details = {"ok": problem is None, "error": problem or ""}
+            status_of = getattr(self.ctx.recorder, "status", None)
+            if callable(status_of):
+                details.update(status_of())
+            details["checks"] = len(self.ctx.index.checks)
+            details["projects"] = len(self.ctx.index.projects)
+            self.send(details, 200 if problem is None else 503)
+            return
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        if problem is not None:
+            self.set_status(503)
+            self.finish(problem)
+        else:
+            self.finish("OK")
+
+    def _admin_or_loopback(self) -> bool:
+        admin = self.ctx.settings.admin_key
+        given = self.request.headers.get("X-Api-Key", "")
+        if admin and hmac.compare_digest(admin.encode(), given.encode("utf-8", "replace")):
+            return True
+        return self.request.remote_ip in ("127.0.0.1", "::1")
+
+
+class AdminHandler(ApiHandler):
+    """Projects, for operators running several teams on one server (enabled by HC_ADMIN_KEY)."""
+
+    def admin(self) -> None:
+        admin = self.ctx.settings.admin_key
+        if not admin:
+            raise Forbidden("the projects API is disabled (set HC_ADMIN_KEY)")
+        given = self.request.headers.get("X-Api-Key", "")
+        if not hmac.compare_digest(admin.encode(), given.encode("utf-8", "replace")):
+            raise Unauthorized("wrong api key")
+
+
+class ProjectsHandler(AdminHandler):
+    def get(self, version: str) -> None:
+        self.admin()
+        projects = [_project_json(self.ctx, p) for p in self.ctx.index.projects.values()]
+        self.send({"projects": projects})
+
+    async def post(self, version: str) -> None:
+        self.admin()
+        body = self.body_json()
+        name = body.get("name", "")
+        if not isinstance(name, str):
+            raise Invalid("json validation error: name is not a string")
+        if len(name) > 100:
+            raise Invalid("json validation error: name is too long")
+        project, keys = create_project(self.ctx, name)
+        await _settle(self.ctx.recorder.project_changed(project))
+        payload = _project_json(self.ctx, project)
+        payload.update(api_key=keys.api_key, api_key_readonly=keys.api_key_readonly, ping_key=keys.ping_key)
+        self.send(payload, 201)
+
+
+class ProjectHandler(AdminHandler):
+    async def delete(self, version: str, project_id: str) -> None:
+        self.admin()
+        ctx = self.ctx
+        project = ctx.index.projects.get(project_id)
+        if project is None:
+            raise NotFound("not found")
+        payload = _project_json(ctx, project)
+        for check in list(ctx.index.project_checks(project_id)):
+            await _settle(ctx.check_deleted(check))
+        ctx.index.remove_project(project_id)
+        await _settle(ctx.recorder.project_deleted(project))
+        self.send(payload)
+
+
+def _project_json(ctx: Context, project: Project) -> dict[str, Any]:
+    count = sum(1 for _ in ctx.index.project_checks(project.id))
+    return {"id": project.id, "name": project.name, "n_checks": count}
+
+
+def create_project(ctx: Context, name: str, keys: IssuedKeys | None = None) -> tuple[Project, IssuedKeys]:
+    keys = keys or issue_keys()
+    project = make_project(str(uuidlib.uuid4()), name, ctx.clock(), ctx.index.hasher, keys)
+    ctx.index.add_project(project)
+    return project, keys
+
+
+class RootHandler(ApiHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish("hcserver: Healthchecks-compatible ping server. API: /api/v3/, status: /api/v3/status/\n")
+
+
+class NotFoundHandler(ApiHandler):
+    def prepare(self) -> None:
+        raise NotFound("not found")
+
+
+async def _settle(waiter: Any) -> None:
+    if waiter is not None:
+        await waiter
+
+
+def make_app(ctx: Context) -> Application:
+    routes: list[Any] = [
+        (r"/", RootHandler),
+        (_V + r"/checks/", ChecksHandler),
+        (_V + r"/checks/" + _UUID_OR_KEY, CheckHandler),
+        (_V + r"/checks/" + _UUID + r"/(?P<action>pause|resume)", PauseHandler),
+        (_V + r"/checks/" + _UUID + r"/pings/", PingsHandler),
+        (_V + r"/checks/" + _UUID + r"/pings/(?P<n>[0-9]+)/body", PingBodyHandler),
+        (_V + r"/checks/" + _UUID_OR_KEY + r"/flips/", FlipsHandler),
+        (_V + r"/channels/", ChannelsHandler),
+        (_V + r"/badges/", BadgesHandler),
+        (_V + r"/status/", StatusHandler),
+        (_V + r"/projects/", ProjectsHandler),
+        (_V + r"/projects/(?P<project_id>[0-9a-f-]{36})", ProjectHandler),
+        *badges.routes(),
+    ]
+    return Application(
+        [(pattern, handler, {"ctx": ctx}) for pattern, handler in routes],
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"ctx": ctx},
+        compress_response=False,
+    )

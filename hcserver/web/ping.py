@@ -1,0 +1,359 @@
+"""The Pinging API: the hot path.
+
+Why not a RequestHandler: a ping does one dict lookup and a few attribute writes, so the
+per-request machinery of tornado.web (HTTPServerRequest, handler instance, argument parsing,
+header normalisation, Date/Server/Etag logic) would be most of its cost. `Dispatcher` receives
+every request; ping paths get a `PingDelegate` that talks to the HTTP connection directly, and
+everything else (/api/, /badge/, /) is handed to the tornado.web Application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from http.client import responses
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from tornado import httputil
+from tornado.httputil import HTTPHeaders, ResponseStartLine
+from tornado.web import Application
+
+from hcserver.context import Context
+from hcserver.domain.checks import Check
+from hcserver.domain.errors import Conflict, DomainError, Invalid, NotFound
+from hcserver.domain.pings import FAIL, LOG, START, SUCCESS, PingRequest
+from hcserver.web.service import assign_all_channels, new_check
+
+log = logging.getLogger("hcserver.ping")
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_RID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+# Django's <slug:> converter: the route matches these, then uppercase is refused with a 400.
+_SLUG = re.compile(r"[-a-zA-Z0-9_]+\Z")
+_ACTIONS = {"": SUCCESS, "start": START, "fail": FAIL, "log": LOG}
+PING_METHODS = frozenset({"GET", "HEAD", "POST", "PUT"})
+# Paths served by the tornado.web Application rather than the ping delegate.
+APP_PREFIXES = ("/api/", "/badge/")
+
+
+@dataclass(frozen=True, slots=True)
+class PingRoute:
+    action: str
+    uuid: str | None = None
+    ping_key: str | None = None
+    slug: str | None = None
+    # May exceed 255 here: the reference answers 404 for an unknown check before it looks at this.
+    exitstatus: int | None = None
+
+
+def parse_ping_path(path: str) -> PingRoute | None:
+    """Map a URL path to a ping route; None when no route matches (answered 404).
+
+    Raises Invalid for a slug with uppercase letters (the reference's 400, before any lookup).
+
+    >>> parse_ping_path("/ping/5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278/start").action
+    'start'
+    """
+    if "%" in path:
+        path = unquote(path, errors="replace")
+    rest = path[6:] if path.startswith("/ping/") else path[1:]
+    if rest.endswith("/"):
+        rest = rest[:-1]
+    parts = rest.split("/")
+    count = len(parts)
+    if count > 3 or not all(parts):
+        return None
+    first = parts[0]
+    if _UUID.match(first):
+        if count == 3:
+            return None
+        action, exitstatus = _action(parts[1] if count == 2 else "")
+        if action is None:
+            return None
+        return PingRoute(action, uuid=first, exitstatus=exitstatus)
+    if count == 1:
+        return None
+    slug = parts[1]
+    action, exitstatus = _action(parts[2] if count == 3 else "")
+    if action is None or not _SLUG.match(slug):
+        return None
+    if slug != slug.lower():
+        raise Invalid("invalid url format")
+    return PingRoute(action, ping_key=first, slug=slug, exitstatus=exitstatus)
+
+
+def _action(suffix: str) -> tuple[str | None, int | None]:
+    action = _ACTIONS.get(suffix)
+    if action is not None:
+        return action, None
+    if suffix.isascii() and suffix.isdigit():
+        # Anything over three digits is over 255; don't parse arbitrarily long numbers.
+        status = int(suffix) if len(suffix) <= 3 else 256
+        return (SUCCESS if status == 0 else FAIL), status
+    return None, None
+
+
+def parse_query(query: str) -> tuple[str | None, bool]:
+    """(rid, create) from a query string. Raises Invalid for a malformed rid."""
+    if not query:
+        return None, False
+    args = parse_qs(query, keep_blank_values=True, errors="replace")
+    rid: str | None = None
+    rids = args.get("rid")
+    if rids is not None:
+        rid = rids[-1]
+        if not _RID.match(rid):
+            raise Invalid("invalid uuid format")
+        rid = rid.lower()
+    creates = args.get("create")
+    return rid, creates is not None and creates[-1] == "1"
+
+
+def client_address(headers: HTTPHeaders, peer: str) -> str:
+    """The first X-Forwarded-For address when it is an IP address, else the peer."""
+    forwarded = headers.get("X-Forwarded-For")
+    if forwarded:
+        first = forwarded.split(",", 1)[0].strip()
+        if "." in first and ":" in first:  # 1.2.3.4:5678
+            first = first.split(":", 1)[0]
+        try:
+            return str(ipaddress.ip_address(first))
+        except ValueError:
+            pass
+    return peer
+
+
+class Dispatcher(httputil.HTTPServerConnectionDelegate):
+    """The HTTP server's delegate: a PingDelegate per request (which hands non-ping paths on)."""
+
+    def __init__(self, ctx: Context, app: Application) -> None:
+        self.ctx = ctx
+        self.app = app
+
+    def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
+        return PingDelegate(self, server_conn, request_conn)
+
+    def on_close(self, server_conn: object) -> None:
+        pass
+
+
+class PingDelegate(httputil.HTTPMessageDelegate):
+    __slots__ = (
+        "app_delegate",
+        "conn",
+        "dispatcher",
+        "done",
+        "headers",
+        "kept",
+        "method",
+        "parts",
+        "path",
+        "received",
+        "server_conn",
+    )
+
+    def __init__(self, dispatcher: Dispatcher, server_conn: object, conn: httputil.HTTPConnection) -> None:
+        self.dispatcher = dispatcher
+        self.server_conn = server_conn
+        self.conn = conn
+        self.app_delegate: httputil.HTTPMessageDelegate | None = None
+        self.parts: list[bytes] = []
+        self.kept = 0
+        self.received = 0
+        self.done = False
+        self.method = "GET"
+        self.path = "/"
+        self.headers: HTTPHeaders | None = None
+
+    # -- HTTPMessageDelegate ----------------------------------------------------------------------
+
+    def headers_received(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: HTTPHeaders,
+    ) -> Awaitable[None] | None:
+        assert isinstance(start_line, httputil.RequestStartLine)
+        path = start_line.path
+        if path == "/" or path.startswith(APP_PREFIXES) or path.startswith("/?"):
+            return self._hand_to_app(start_line, headers)
+        self.method = start_line.method
+        self.path = path
+        self.headers = headers
+        length = headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > self.dispatcher.ctx.settings.max_request_body:
+            self.reply(413, "request body too large")
+        return None
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        if self.app_delegate is not None:
+            return self.app_delegate.data_received(chunk)
+        if self.done:
+            return None
+        settings = self.dispatcher.ctx.settings
+        self.received += len(chunk)
+        room = settings.ping_body_limit - self.kept
+        if room > 0:
+            piece = chunk if len(chunk) <= room else chunk[:room]
+            self.parts.append(piece)
+            self.kept += len(piece)
+        if self.received > settings.max_request_body:
+            self.reply(413, "request body too large")
+        return None
+
+    def finish(self) -> None:
+        if self.app_delegate is not None:
+            self.app_delegate.finish()
+            return
+        if self.done:
+            return
+        try:
+            self.handle()
+        except DomainError as e:
+            self.reply(e.status, e.message)
+        except Exception:
+            log.exception("ping %s %s failed", self.method, self.path[:200])
+            self.reply(500, "internal error")
+
+    def on_connection_close(self) -> None:
+        if self.app_delegate is not None:
+            self.app_delegate.on_connection_close()
+
+    # -- the ping ---------------------------------------------------------------------------------
+
+    def handle(self) -> None:
+        method = self.method
+        if method == "OPTIONS":
+            self.reply(204, "")
+            return
+        if method not in PING_METHODS:
+            self.reply(405, "method not allowed")
+            return
+        path, _, query = self.path.partition("?")
+        route = parse_ping_path(path)
+        if route is None:
+            raise NotFound()
+        ctx = self.dispatcher.ctx
+        index = ctx.index
+        check: Check | None
+        project_id = ""
+        if route.uuid is not None:
+            check = index.checks.get(route.uuid)
+            if check is None:
+                raise NotFound()
+        else:
+            assert route.ping_key is not None and route.slug is not None
+            project = index.project_by_ping_key(route.ping_key)
+            if project is None:
+                raise NotFound()
+            project_id = project.id
+            found = index.by_slug(project_id, route.slug)
+            if len(found) > 1:
+                raise Conflict("ambiguous slug")
+            check = found[0] if found else None
+        if route.exitstatus is not None and route.exitstatus > 255:
+            raise Invalid("invalid url format")
+        rid, create = parse_query(query)
+        now = ctx.clock()
+        if check is None:
+            if not create:
+                raise NotFound()
+            assert route.slug is not None
+            check = new_check(ctx, project_id, now, name=route.slug, slug=route.slug)
+            assign_all_channels(ctx, check)
+            index.add_check(check)
+            ctx.check_changed(check)
+        else:
+            create = False
+        headers = self.headers
+        assert headers is not None
+        ua = headers.get("User-Agent", "")
+        context: Any = self.conn.context  # type: ignore[attr-defined]
+        request = PingRequest(
+            action=route.action,
+            method=method,
+            scheme=headers.get("X-Forwarded-Proto") or str(getattr(context, "protocol", "http")),
+            remote_addr=client_address(headers, getattr(context, "remote_ip", "") or ""),
+            ua=ua[:200] if len(ua) > 200 else ua,
+            body=b"".join(self.parts) if self.parts else None,
+            rid=rid,
+            exitstatus=route.exitstatus,
+        )
+        ping, flip = check.ping(request, now)
+        waiter = ctx.ping_recorded(check, ping, flip)
+        code, text = (201, "Created") if create else (200, "OK")
+        if waiter is None:
+            self.reply(code, text)
+        else:
+            self.done = True  # nothing more to read for this request; answer when recorded
+            _answer_after(waiter, self, code, text)
+
+    def reply(self, code: int, text: str) -> None:
+        self.done = True
+        body = text.encode()
+        headers = HTTPHeaders()
+        headers["Content-Type"] = "text/plain; charset=utf-8"
+        headers["Content-Length"] = str(len(body))
+        headers["Access-Control-Allow-Origin"] = "*"
+        headers["Cache-Control"] = "no-cache"
+        limit = self.dispatcher.ctx.settings.ping_body_limit
+        if limit:
+            headers["Ping-Body-Limit"] = str(limit)
+        if code == 204:
+            del headers["Content-Length"]
+            headers["Access-Control-Allow-Methods"] = "HEAD, GET, POST, PUT, OPTIONS"
+            headers["Access-Control-Allow-Headers"] = "*"
+            headers["Access-Control-Max-Age"] = "600"
+            body = b""
+        elif code == 413:
+            # Refused mid-upload: the connection closes rather than read a body we will not use.
+            headers["Connection"] = "close"
+        self.conn.write_headers(
+            ResponseStartLine("HTTP/1.1", code, responses.get(code, "Unknown")),
+            headers,
+            None if self.method == "HEAD" or not body else body,
+        )
+        self.conn.finish()
+
+    def _hand_to_app(self, start_line: httputil.RequestStartLine, headers: HTTPHeaders) -> Awaitable[None] | None:
+        settings = self.dispatcher.ctx.settings
+        length = headers.get("Content-Length")
+        self.conn.set_max_body_size(settings.max_api_body)  # type: ignore[attr-defined]
+        request = httputil.HTTPServerRequest(
+            connection=self.conn,
+            server_connection=self.server_conn,
+            start_line=start_line,
+            headers=headers,
+        )
+        if length is not None and length.isdigit() and int(length) > settings.max_api_body:
+            self.method = start_line.method
+            self.done = True
+            self.conn.set_max_body_size(2**62)  # type: ignore[attr-defined]
+            body = b'{"error": "request body too large"}'
+            self.conn.write_headers(
+                ResponseStartLine("HTTP/1.1", 413, "Request Entity Too Large"),
+                HTTPHeaders({"Content-Type": "application/json", "Content-Length": str(len(body)),
+                             "Access-Control-Allow-Origin": "*", "Connection": "close"}),
+                body,
+            )  # fmt: skip
+            self.conn.finish()
+            return None
+        self.app_delegate = self.dispatcher.app.find_handler(request)
+        return self.app_delegate.headers_received(start_line, headers)
+
+
+def _answer_after(waiter: Awaitable[None], delegate: PingDelegate, code: int, text: str) -> None:
+    future = asyncio.ensure_future(waiter)
+
+    def done(f: asyncio.Future[None]) -> None:
+        if f.cancelled() or f.exception() is not None:
+            log.error("recording a ping failed: %r", None if f.cancelled() else f.exception())
+            delegate.reply(503, "could not record the ping")
+        else:
+            delegate.reply(code, text)
+
+    future.add_done_callback(done)

@@ -1,0 +1,97 @@
+"""Operations the handlers share: making checks and applying validated API specs to them."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+
+from hcserver.context import Context
+from hcserver.domain.checks import Check
+from hcserver.domain.errors import Invalid
+from hcserver.domain.schedules import SIMPLE
+from hcserver.domain.slugs import slugify
+from hcserver.web.specs import CheckSpec
+
+
+def new_check(ctx: Context, project_id: str, now: float, name: str = "", slug: str | None = None) -> Check:
+    """A check with default settings; not yet in the index."""
+    return Check(
+        uuid=str(uuidlib.uuid4()),
+        project_id=project_id,
+        created=now,
+        name=name,
+        slug=slugify(name) if slug is None else slug,
+        slug_explicit=slug is not None,
+    )
+
+
+def assign_all_channels(ctx: Context, check: Check) -> None:
+    check.channels = tuple(c.id for c in ctx.index.project_channels(check.project_id))
+
+
+def resolve_channels(ctx: Context, project_id: str, value: str) -> tuple[str, ...]:
+    """The check's `channels` field: "*" all, "" none, or comma-separated ids or names."""
+    available = ctx.index.project_channels(project_id)
+    if value == "*":
+        return tuple(c.id for c in available)
+    if value == "":
+        return ()
+    chosen: list[str] = []
+    for item in value.split(","):
+        if item == "":
+            raise Invalid("empty channel identifier")
+        matches = [c for c in available if c.id == item or c.name == item]
+        if not matches:
+            raise Invalid(f"invalid channel identifier: {item}")
+        if len(matches) > 1:
+            raise Invalid(f"non-unique channel identifier: {item}")
+        if matches[0].id not in chosen:
+            chosen.append(matches[0].id)
+    return tuple(chosen)
+
+
+def find_unique(ctx: Context, project_id: str, spec: CheckSpec) -> Check | None:
+    """The first check of the project matching every field named in `unique`, if all were sent."""
+    if not spec.unique or any(getattr(spec, name) is None for name in spec.unique):
+        return None
+    for check in ctx.index.project_checks(project_id):
+        if all(getattr(check, name) == getattr(spec, name) for name in spec.unique):
+            return check
+    return None
+
+
+def apply_spec(ctx: Context, check: Check, spec: CheckSpec, version: int, creating: bool) -> None:
+    """Apply the fields that were sent. Channels are resolved first so a bad id changes nothing."""
+    channels = None if spec.channels is None else resolve_channels(ctx, check.project_id, spec.channels)
+    slug = check.slug
+    if spec.name is not None and (creating or spec.name != check.name):
+        check.name = spec.name
+        # v1/v2 always re-derive; v3 keeps a slug the user chose (REFERENCE.md section 4).
+        if version < 3 or not check.slug_explicit:
+            slug = slugify(spec.name)
+    if spec.slug is not None:
+        slug = spec.slug
+        check.slug_explicit = True
+    kind = spec.kind()
+    if kind == SIMPLE:
+        assert spec.timeout is not None
+        check.kind, check.timeout = SIMPLE, spec.timeout
+    elif kind is not None:
+        assert spec.schedule is not None
+        check.kind, check.schedule = kind, spec.schedule
+    if spec.subject is not None:
+        check.success_kw = spec.subject
+    if spec.subject_fail is not None:
+        check.failure_kw = spec.subject_fail
+    if spec.subject is not None or spec.subject_fail is not None:
+        check.filter_subject = bool(check.success_kw or check.failure_kw)
+    for name in ("tags", "desc", "manual_resume", "methods", "tz", "grace", "start_kw", "success_kw",
+                 "failure_kw", "filter_subject", "filter_body", "filter_http_body", "filter_default_fail"):  # fmt: skip
+        value = getattr(spec, name)
+        if value is not None:
+            setattr(check, name, value)
+    if channels is not None:
+        check.channels = channels
+    if creating:
+        check.slug = slug
+    else:
+        ctx.index.set_slug(check, slug)
