@@ -9,7 +9,11 @@ SUCCESS, START, FAIL, LOG, IGN = "success", "start", "fail", "log", "ign"
 ACTIONS = frozenset({SUCCESS, START, FAIL, LOG})
 
 
-@dataclass(frozen=True, slots=True)
+# Ping and PingRequest are made on every ping, so they are not frozen: a frozen dataclass pays an
+# object.__setattr__ per field (1.5 us against 0.26 us here). Treat them as immutable all the same.
+
+
+@dataclass(slots=True)
 class Ping:
     """One recorded ping. `n` is the check's sequence number (1-based), `created` epoch seconds."""
 
@@ -41,7 +45,7 @@ class Flip:
         return self.new_status == "up"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PingRequest:
     """What the web layer parsed out of a ping request, before the check decides what it means."""
 

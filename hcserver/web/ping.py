@@ -41,7 +41,7 @@ PING_METHODS = frozenset({"GET", "HEAD", "POST", "PUT"})
 APP_PREFIXES = ("/api/", "/badge/")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per request (see hcserver.domain.pings)
 class PingRoute:
     action: str
     uuid: str | None = None
@@ -128,12 +128,75 @@ def client_address(headers: HTTPHeaders, peer: str) -> str:
     return peer
 
 
+class Answers:
+    """Ping answers, their headers built once per (code, text) and copied per request.
+
+    Building an HTTPHeaders normalises and validates each name and value; with the six headers a
+    ping answer carries that was a visible share of a ping's cost. A copy of the prepared mapping is
+    all tornado needs: it only ever replaces entries of the headers it is given, never appends.
+    """
+
+    def __init__(self, ping_body_limit: int) -> None:
+        self.limit = ping_body_limit
+        self._cache: dict[tuple[int, str], tuple[HTTPHeaders, bytes]] = {}
+        self._fast = _fast_copy_works()
+
+    def get(self, code: int, text: str) -> tuple[HTTPHeaders, bytes]:
+        prepared = self._cache.get((code, text))
+        if prepared is None:
+            prepared = self._cache[(code, text)] = self._build(code, text)
+        template, body = prepared
+        return (_fast_copy(template) if self._fast else HTTPHeaders(template)), body
+
+    def _build(self, code: int, text: str) -> tuple[HTTPHeaders, bytes]:
+        body = text.encode()
+        headers = HTTPHeaders()
+        headers["Content-Type"] = "text/plain; charset=utf-8"
+        headers["Access-Control-Allow-Origin"] = "*"
+        headers["Cache-Control"] = "no-cache"
+        if self.limit:
+            headers["Ping-Body-Limit"] = str(self.limit)
+        if code == 204:
+            headers["Access-Control-Allow-Methods"] = "HEAD, GET, POST, PUT, OPTIONS"
+            headers["Access-Control-Allow-Headers"] = "*"
+            headers["Access-Control-Max-Age"] = "600"
+            return headers, b""
+        headers["Content-Length"] = str(len(body))
+        if code == 413:
+            # Refused mid-upload: the connection closes rather than read a body we will not use.
+            headers["Connection"] = "close"
+        return headers, body
+
+
+def _fast_copy(template: HTTPHeaders) -> HTTPHeaders:
+    copy = HTTPHeaders.__new__(HTTPHeaders)
+    copy._as_list = dict(template._as_list)  # values are replaced, never appended to, by tornado
+    copy._combined_cache = dict(template._combined_cache)
+    return copy
+
+
+def _fast_copy_works() -> bool:
+    """The fast copy leans on HTTPHeaders internals; fall back to the public copy if they change."""
+    try:
+        template = HTTPHeaders({"A": "1", "Content-Length": "2"})
+        copy = _fast_copy(template)
+        copy["Connection"] = "close"
+        return (
+            list(copy.get_all()) == [("A", "1"), ("Content-Length", "2"), ("Connection", "close")]
+            and copy["Content-Length"] == "2"
+            and "Connection" not in template
+        )
+    except Exception:
+        return False
+
+
 class Dispatcher(httputil.HTTPServerConnectionDelegate):
     """The HTTP server's delegate: a PingDelegate per request (which hands non-ping paths on)."""
 
     def __init__(self, ctx: Context, app: Application) -> None:
         self.ctx = ctx
         self.app = app
+        self.answers = Answers(ctx.settings.ping_body_limit)
 
     def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
         return PingDelegate(self, server_conn, request_conn)
@@ -294,24 +357,7 @@ class PingDelegate(httputil.HTTPMessageDelegate):
 
     def reply(self, code: int, text: str) -> None:
         self.done = True
-        body = text.encode()
-        headers = HTTPHeaders()
-        headers["Content-Type"] = "text/plain; charset=utf-8"
-        headers["Content-Length"] = str(len(body))
-        headers["Access-Control-Allow-Origin"] = "*"
-        headers["Cache-Control"] = "no-cache"
-        limit = self.dispatcher.ctx.settings.ping_body_limit
-        if limit:
-            headers["Ping-Body-Limit"] = str(limit)
-        if code == 204:
-            del headers["Content-Length"]
-            headers["Access-Control-Allow-Methods"] = "HEAD, GET, POST, PUT, OPTIONS"
-            headers["Access-Control-Allow-Headers"] = "*"
-            headers["Access-Control-Max-Age"] = "600"
-            body = b""
-        elif code == 413:
-            # Refused mid-upload: the connection closes rather than read a body we will not use.
-            headers["Connection"] = "close"
+        headers, body = self.dispatcher.answers.get(code, text)
         self.conn.write_headers(
             ResponseStartLine("HTTP/1.1", code, responses.get(code, "Unknown")),
             headers,
