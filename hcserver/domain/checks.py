@@ -58,6 +58,8 @@ class Check:
     last_exitstatus: int | None = None
     # Open runs, run id (None for pings without one) -> start time. None when empty, to save memory.
     runs: dict[str | None, float] | None = None
+    # Restart grace: a deadline that passed while the server was down is held until this time.
+    held_until: float | None = None
 
     # -- identity ---------------------------------------------------------------------------------
 
@@ -93,12 +95,17 @@ class Check:
 
     def going_down_after(self) -> float | None:
         start = self.grace_start()
-        return None if start is None else start + self.grace
+        if start is None:
+            return None
+        deadline = start + self.grace
+        held = self.held_until
+        return held if held is not None and held > deadline else deadline
 
     def status_at(self, now: float) -> str:
         """new / up / grace / down / paused, as a client would see it at `now`."""
+        held = self.held_until is not None and now < self.held_until
         oldest = self.oldest_run()
-        if oldest is not None and now >= oldest + self.grace:
+        if oldest is not None and now >= oldest + self.grace and not held:
             return DOWN
         if self.status in (NEW, PAUSED, DOWN):
             return self.status
@@ -106,7 +113,7 @@ class Check:
         if start is None:
             return self.status
         if now >= start + self.grace:
-            return DOWN
+            return GRACE if held else DOWN
         if now >= start:
             return GRACE
         return UP
@@ -152,6 +159,7 @@ class Check:
                 self.last_duration = duration
             self.last_ping = now
             self.last_exitstatus = req.exitstatus
+            self.held_until = None
             flip = self._flip(UP if kind == SUCCESS else DOWN, now, kind)
         ping = Ping(
             self.n_pings, now, kind, req.scheme, req.remote_addr, req.method, req.ua,
@@ -197,12 +205,14 @@ class Check:
         if self.status == PAUSED:
             return None
         self.runs = None
+        self.held_until = None
         return self._flip(PAUSED, now, "pause")
 
     def resume(self, now: float) -> Flip | None:
         """Leave paused for new; the caller checks that the check is paused (409 otherwise)."""
         self.last_ping = None
         self.runs = None
+        self.held_until = None
         return self._flip(NEW, now, "resume")
 
 
