@@ -18,6 +18,7 @@ is pushed at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 
@@ -111,10 +112,8 @@ class DeadlineScheduler:
             deadline = self.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - clock())
             if timeout is None or timeout > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
                 continue
             try:
                 self.sweep_once(clock())
