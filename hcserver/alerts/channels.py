@@ -39,13 +39,15 @@ MAX_APPRISE_URL = 512
 
 RECORD_VERSION = 1
 
+# These patterns are used with fullmatch, never with "^...$": "$" also matches before a trailing "\n".
 # An RFC 7230 header name ("token"); anything else would let a value smuggle a second header.
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-# A plausible address, not RFC 5322: one @, no spaces or control characters, a dotted domain made of
-# letters/digits/hyphens (or "localhost", or an address literal, for self-hosted mail setups).
-_EMAIL_LOCAL = re.compile(r"^[^\s@\x00-\x1f\x7f\"(),:;<>\[\\\]]{1,64}$")
-_DOMAIN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_APPRISE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://\S")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# A plausible address, not all of RFC 5322: an ASCII local part of RFC 5322 "atext" and dots (no quoted
+# forms; non-ASCII would need SMTPUTF8), one @, and a dotted domain of letters/digits/hyphens (or
+# "localhost", or an address literal, for self-hosted mail setups).
+_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]{1,64}")
+_DOMAIN_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_APPRISE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
 
 
 class ChannelInvalid(ValueError):
@@ -152,14 +154,14 @@ def is_plausible_email(address: str) -> bool:
     if address.count("@") != 1 or len(address) > MAX_EMAIL:
         return False
     local, domain = address.split("@")
-    if not _EMAIL_LOCAL.match(local) or local.startswith(".") or local.endswith(".") or ".." in local:
+    if not _EMAIL_LOCAL.fullmatch(local) or local.startswith(".") or local.endswith(".") or ".." in local:
         return False
     if domain.startswith("[") and domain.endswith("]"):
-        return bool(re.match(r"^\[[0-9A-Fa-f:.]+\]$", domain))
+        return bool(re.fullmatch(r"\[[0-9A-Fa-f:.]+\]", domain))
     labels = domain.split(".")
     if domain.lower() != "localhost" and len(labels) < 2:
         return False
-    return all(_DOMAIN_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
+    return all(_DOMAIN_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
 
 
 def _headers(body: Mapping[str, Any], key: str) -> tuple[tuple[str, str], ...]:
@@ -174,7 +176,7 @@ def _headers(body: Mapping[str, Any], key: str) -> tuple[tuple[str, str], ...]:
     for name, v in value.items():
         if len(name) > MAX_HEADER:
             raise _invalid(f"a key in '{key}' is too long")
-        if not _HEADER_NAME.match(name):
+        if not _HEADER_NAME.fullmatch(name):
             raise _invalid(f"a key in '{key}' has unexpected value")
         if not isinstance(v, str):
             raise _invalid(f"a value in '{key}' is not a string")
@@ -218,7 +220,7 @@ def parse_channel_spec(kind: object, body: Mapping[str, Any]) -> ChannelSpec:
         if "url" not in body:
             raise _invalid("key url absent in value")
         url = _string(body, "url", MAX_APPRISE_URL)
-        if not _APPRISE_URL.match(url):
+        if not _APPRISE_URL.fullmatch(url):
             raise _invalid("url is not a valid URL")
         return AppriseSpec(url=url)
     if isinstance(kind, str) or kind is None:

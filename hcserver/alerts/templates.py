@@ -68,6 +68,12 @@ class AlertContext:
         return self.body.decode("utf-8", "replace") if self.body else ""
 
 
+def clean(text: str) -> str:
+    """`text` with lone surrogates (JSON can carry them, as "\\ud800") turned into "?": they cannot
+    be encoded as UTF-8, and every value here ends up in a URL, a request or an email."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def placeholders(ctx: AlertContext, *, with_body: bool = False) -> dict[str, str]:
     """Placeholder -> raw (not yet encoded) value."""
     values = {
@@ -78,7 +84,7 @@ def placeholders(ctx: AlertContext, *, with_body: bool = False) -> dict[str, str
         "$NAME_JSON": json.dumps(ctx.name),
         "$SLUG": ctx.slug,
         "$TAGS": ctx.tags,
-        "$JSON": json.dumps(ctx.check_json),
+        "$JSON": json.dumps(dict(ctx.check_json)),
         "$EXITSTATUS": "-1" if ctx.exitstatus is None else str(ctx.exitstatus),
     }
     if with_body:
@@ -87,7 +93,7 @@ def placeholders(ctx: AlertContext, *, with_body: bool = False) -> dict[str, str
         values["$BODY_JSON"] = json.dumps(text)
     for i, tag in enumerate(ctx.tag_list(), start=1):
         values[f"$TAG{i}"] = tag
-    return values
+    return {k: clean(v) for k, v in values.items()}
 
 
 def substitute(template: str, values: Mapping[str, str]) -> str:

@@ -125,7 +125,7 @@ class _Handler(RequestHandler):
         head, arg = parts[0], (parts[1] if len(parts) > 1 else "")
         if head == "status":
             self.set_status(int(arg))
-            self.finish("status")
+            self.finish(None if int(arg) in (204, 304) else "status")
         elif head == "flaky":
             seen = self.rx.counts.get(req.path, 0)
             self.rx.counts[req.path] = seen + 1

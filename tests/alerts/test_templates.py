@@ -5,7 +5,9 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hcserver.alerts.settings import AlertSettings
 from hcserver.alerts.templates import placeholders, render_body, render_header, render_url, substitute
+from hcserver.alerts.transports import alert_text, build_email
 from tests.alerts.helpers import make_ctx
 
 CODE = "5d0b7e2c-5f27-4a5e-9b9e-8a4b1f2c3d4e"
@@ -13,9 +15,7 @@ CODE = "5d0b7e2c-5f27-4a5e-9b9e-8a4b1f2c3d4e"
 
 def test_every_placeholder_in_a_body() -> None:
     ctx = make_ctx(name='My "job"', tags="prod db")
-    out = render_body(
-        "$CODE|$STATUS|$NOW|$NAME|$NAME_JSON|$SLUG|$TAGS|$TAG1|$TAG2|$EXITSTATUS|$BODY|$BODY_JSON", ctx
-    )
+    out = render_body("$CODE|$STATUS|$NOW|$NAME|$NAME_JSON|$SLUG|$TAGS|$TAG1|$TAG2|$EXITSTATUS|$BODY|$BODY_JSON", ctx)
     assert out.split("|") == [
         CODE,
         "down",
@@ -120,11 +120,21 @@ PLACEHOLDER_NAMES = ["$CODE", "$STATUS", "$NAME", "$NAME_JSON", "$SLUG", "$TAGS"
 tricky_text = st.text(alphabet=st.sampled_from(list("$NAMETGS_JOBDY1 \u00e9\u2713\n")) | st.characters(), max_size=40)
 
 
-@given(template=st.text(max_size=200), name=st.text(max_size=50), tags=st.text(max_size=50), body=st.binary(max_size=50))
+# Any code point, lone surrogates included: JSON bodies can carry those ("\ud800").
+any_text = st.text(alphabet=st.characters(blacklist_categories=()), max_size=50)
+
+
+@given(template=any_text, name=any_text, tags=any_text, body=st.binary(max_size=50))
 def test_rendering_never_raises(template: str, name: str, tags: str, body: bytes) -> None:
     ctx = make_ctx(name=name, tags=tags, body=body)
     for render in (render_url, render_body, render_header):
-        assert isinstance(render(template, ctx), str)
+        out = render(template, ctx)
+        assert isinstance(out, str)
+        if render is not render_body:
+            out.encode("utf-8")
+    # Email and Apprise text must survive encoding too.
+    build_email(ctx, "a@example.org", AlertSettings()).as_bytes()
+    alert_text(ctx).encode("utf-8")
 
 
 @given(template=st.text(alphabet=st.characters(blacklist_characters="$"), max_size=100))
