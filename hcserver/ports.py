@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable
-from typing import Protocol
+from typing import Any, Protocol
 
 from hcserver.domain.checks import Check
 from hcserver.domain.pings import Flip, Ping
 from hcserver.domain.projects import Project
+
+# A notification is keyed by (check uuid, its flip's time, channel id).
+NotificationKey = tuple[str, float, str]
 
 
 class Recorder(Protocol):
@@ -31,6 +34,14 @@ class Recorder(Protocol):
     def project_changed(self, project: Project) -> Awaitable[None] | None: ...
 
     def project_deleted(self, project: Project) -> Awaitable[None] | None: ...
+
+    def channel_changed(self, record: dict[str, Any]) -> Awaitable[None] | None:
+        """A channel's plain record (the alerts package makes it), with `id` and `project_id`."""
+        ...
+
+    def channel_deleted(self, channel_id: str) -> Awaitable[None] | None: ...
+
+    def notification_changed(self, key: NotificationKey, record: dict[str, Any]) -> Awaitable[None] | None: ...
 
     async def recent_pings(self, check: Check, limit: int) -> list[Ping]:
         """Newest first, at most `limit`."""
@@ -77,6 +88,15 @@ class MemoryRecorder:
         return None
 
     def project_deleted(self, project: Project) -> None:
+        return None
+
+    def channel_changed(self, record: dict[str, Any]) -> None:
+        return None
+
+    def channel_deleted(self, channel_id: str) -> None:
+        return None
+
+    def notification_changed(self, key: NotificationKey, record: dict[str, Any]) -> None:
         return None
 
     async def recent_pings(self, check: Check, limit: int) -> list[Ping]:
