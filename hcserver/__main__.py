@@ -6,17 +6,12 @@ import argparse
 import asyncio
 import logging
 import os
-import secrets
 import signal
 import sys
 from collections.abc import Sequence
 
-from hcserver.app import HcServer, ensure_project
 from hcserver.config import SETTINGS_HELP, Settings, SettingsError
-from hcserver.context import Context
-from hcserver.domain.index import Index
-from hcserver.domain.projects import KeyHasher
-from hcserver.ports import MemoryRecorder
+from hcserver.runtime import Runtime
 
 log = logging.getLogger("hcserver")
 
@@ -60,21 +55,17 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> Settings:
 
 
 async def serve(settings: Settings) -> int:
-    index = Index(KeyHasher(secrets.token_bytes(32)))
-    recorder = MemoryRecorder(settings.ping_log_limit)
-    ctx = Context(settings=settings, index=index, recorder=recorder)
-    keys = ensure_project(ctx)
-    server = HcServer(ctx)
-    bound = await server.listen()
+    runtime = await Runtime.start(settings)
+    keys = runtime.issued_keys
     if keys is not None:
         print("Created a project. Its keys are shown once; keep them:", flush=True)
         print(f"  API key (read-write): {keys.api_key}", flush=True)
         print(f"  API key (read-only):  {keys.api_key_readonly}", flush=True)
         print(f"  Ping key:             {keys.ping_key}", flush=True)
-    for address, port in bound:
+    for sock in runtime.server.sockets:
+        address, port = sock.getsockname()[:2]
         log.info("listening on %s port %d", address, port)
-    print(f"hcserver listening on {settings.site_root if settings.port else ''}"
-          f" port {server.port}", flush=True)  # fmt: skip
+    print(f"hcserver listening on port {runtime.server.port}; API at {settings.site_root}/api/v3/", flush=True)
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -82,7 +73,7 @@ async def serve(settings: Settings) -> int:
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
     log.info("shutting down")
-    await server.stop()
+    await runtime.stop()
     return 0
 
 

@@ -1,0 +1,105 @@
+"""The composition root: open the store, recover, start the background tasks, serve; and stop.
+
+    runtime = await Runtime.start(settings)
+    ...
+    await runtime.stop()     # stop accepting, answer what is in flight, flush, close
+
+Startup loads everything into the index before the server listens, so the first request already
+sees every check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from hcserver.alerts.channels import Channel
+from hcserver.alerts.settings import AlertSettings
+from hcserver.app import HcServer, ensure_project
+from hcserver.config import Settings
+from hcserver.context import Context
+from hcserver.domain.index import Index
+from hcserver.domain.projects import IssuedKeys, KeyHasher
+from hcserver.notify import PENDING, Notifier
+from hcserver.scheduler import DeadlineScheduler
+from persistence.recovery import load_notifications, recover
+from persistence.store import Store
+from persistence.writebehind import WriteBehind
+
+log = logging.getLogger("hcserver")
+
+
+@dataclass
+class Runtime:
+    ctx: Context
+    server: HcServer
+    store: Store
+    recorder: WriteBehind
+    scheduler: DeadlineScheduler
+    notifier: Notifier
+    issued_keys: IssuedKeys | None
+    _scheduler_task: asyncio.Task[None]
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        environ: Mapping[str, str] | None = None,
+        alert_backoff: tuple[float, ...] = (1.0, 5.0),
+    ) -> Runtime:
+        if settings.db != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(settings.db)), exist_ok=True)
+        store = await Store.open(settings.db, durable=settings.durable)
+        index = Index(KeyHasher(await store.secret()))
+        report = await recover(store, index)
+        for record in report.channels:
+            channel = Channel.from_record(record)
+            index.channels[channel.id] = channel
+        recorder = WriteBehind(
+            store,
+            flush_interval_ms=settings.flush_interval_ms,
+            flush_batch=settings.flush_batch,
+            max_pending=settings.max_pending,
+            ping_log_limit=settings.ping_log_limit,
+            durable=settings.durable,
+        )
+        ctx = Context(settings=settings, index=index, recorder=recorder, clock=clock)
+        ctx.health = lambda: _health(recorder)
+        keys = ensure_project(ctx)
+
+        scheduler = DeadlineScheduler(ctx)
+        notifier = Notifier(ctx, AlertSettings.from_env(os.environ if environ is None else environ),
+                            backoff=alert_backoff)  # fmt: skip
+        ctx.observers.extend([scheduler, notifier])
+        scheduler.load(clock(), settings.restart_grace)
+        recorder.start()
+        notifier.resume(await load_notifications(store, PENDING))
+        scheduler_task = asyncio.ensure_future(scheduler.run())
+
+        server = HcServer(ctx)
+        await server.listen()
+        return cls(ctx, server, store, recorder, scheduler, notifier, keys, scheduler_task)
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish, flush every change, close the store."""
+        started = time.perf_counter()
+        await self.server.stop()
+        self.scheduler.stop()
+        await self._scheduler_task
+        await self.notifier.close()
+        await self.recorder.close()
+        await self.store.close()
+        log.info("stopped in %.2f s", time.perf_counter() - started)
+
+
+def _health(recorder: WriteBehind) -> str | None:
+    status = recorder.status()
+    if status.get("ok", True):
+        return None
+    return f"the store is failing: {status.get('error') or 'unknown error'}"
