@@ -17,8 +17,9 @@ from tornado.netutil import bind_sockets
 
 from hcserver.context import Context
 from hcserver.domain.projects import IssuedKeys, issue_keys
-from hcserver.web.api import create_project, make_app
+from hcserver.web.api import create_project
 from hcserver.web.ping import Dispatcher
+from hcserver.web.routes import make_app
 
 log = logging.getLogger("hcserver")
 

@@ -80,14 +80,18 @@ class Check:
     def oldest_run(self) -> float | None:
         return min(self.runs.values()) if self.runs else None
 
+    def expected_after(self) -> float | None:
+        """When the schedule expects the next ping (only while up); open runs play no part."""
+        if self.status != UP or self.last_ping is None:
+            return None
+        if self.kind == SIMPLE:
+            return self.last_ping + self.timeout
+        return next_after(self.kind, self.schedule, self.tz, self.last_ping)
+
     def grace_start(self) -> float | None:
-        """When the check enters its grace period, or None (new, paused, down, schedule ended)."""
-        result: float | None = None
-        if self.status == UP and self.last_ping is not None:
-            if self.kind == SIMPLE:
-                result = self.last_ping + self.timeout
-            else:
-                result = next_after(self.kind, self.schedule, self.tz, self.last_ping)
+        """When the check enters its grace period, or None (new, paused, down, schedule ended).
+        An open run brings it forward to the run's start: a run may last at most one grace."""
+        result = self.expected_after()
         oldest = self.oldest_run()
         if oldest is not None and self.status != DOWN:
             result = oldest if result is None else min(result, oldest)
@@ -109,7 +113,8 @@ class Check:
             return DOWN
         if self.status in (NEW, PAUSED, DOWN):
             return self.status
-        start = self.grace_start()
+        # As the reference: a run only counts through the test above, not by starting the grace.
+        start = self.expected_after()
         if start is None:
             return self.status
         if now >= start + self.grace:

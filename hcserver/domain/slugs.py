@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-SLUG_RE = re.compile(r"^[a-z0-9_-]*$")
+SLUG_RE = re.compile(r"[a-z0-9_-]*")
 _DROP = re.compile(r"[^\w\s-]")
 _DASHES = re.compile(r"[-\s]+")
 
@@ -23,4 +23,4 @@ def slugify(value: str) -> str:
 
 
 def is_valid_slug(value: str) -> bool:
-    return SLUG_RE.match(value) is not None
+    return SLUG_RE.fullmatch(value) is not None

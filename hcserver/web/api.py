@@ -12,22 +12,22 @@ import logging
 import uuid as uuidlib
 from typing import Any
 
-from tornado.web import Application, RequestHandler
+from tornado.web import RequestHandler
 
 from hcserver.context import Context
 from hcserver.domain.checks import PAUSED, Check
 from hcserver.domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthorized
 from hcserver.domain.projects import API_KEY_LENGTH, IssuedKeys, Project, issue_keys, make_project
-from hcserver.web import badges
+from hcserver.web import badges as badge_module
 from hcserver.web.serialize import check_to_json, flip_to_json, ping_to_json
 from hcserver.web.service import apply_spec, find_unique, new_check
 from hcserver.web.specs import parse_check_spec
 
 log = logging.getLogger("hcserver.api")
 
-_V = r"/api/v(?P<version>[123])"
-_UUID = r"(?P<code>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
-_UUID_OR_KEY = r"(?P<code>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{40})"
+V = r"/api/v(?P<version>[123])"
+UUID = r"(?P<code>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+UUID_OR_KEY = r"(?P<code>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{40})"
 
 
 class ApiHandler(RequestHandler):
@@ -90,9 +90,11 @@ class ApiHandler(RequestHandler):
 
     def authorize(self, write: bool) -> Project:
         """The project of the API key: header X-Api-Key, or for POST an api_key field in the body."""
-        key = self.request.headers.get("X-Api-Key", "")
+        key: Any = self.request.headers.get("X-Api-Key", "")
         if self.request.method == "POST":
-            key = self.body_json().get("api_key", key) or key
+            # The body is parsed even when the header carries the key: bad JSON is a 400 first.
+            body = self.body_json()
+            key = key or body.get("api_key", "")
         if not isinstance(key, str) or len(key) != API_KEY_LENGTH:
             raise Unauthorized("missing api key")
         found = self.ctx.index.project_by_api_key(key)
@@ -131,10 +133,10 @@ class ChecksHandler(ApiHandler):
     def get(self, version: str) -> None:
         project = self.authorize(write=False)
         tags = set(self.get_arguments("tag"))
-        slug = self.get_argument("slug", None)
+        slug = self.get_argument("slug", "")
         result = []
         for check in self.ctx.index.project_checks(project.id):
-            if slug is not None and check.slug != slug:
+            if slug and check.slug != slug:
                 continue
             if tags and not tags.issubset(check.tag_list()):
                 continue
@@ -148,13 +150,13 @@ class ChecksHandler(ApiHandler):
         existing = find_unique(ctx, project.id, spec)
         if existing is not None:
             apply_spec(ctx, existing, spec, self.version, creating=False)
-            await _settle(ctx.check_changed(existing))
+            await settle(ctx.check_changed(existing))
             self.send(self.check_json(existing))
             return
         check = new_check(ctx, project.id, ctx.clock())
         apply_spec(ctx, check, spec, self.version, creating=True)
         ctx.index.add_check(check)
-        await _settle(ctx.check_changed(check))
+        await settle(ctx.check_changed(check))
         self.send(self.check_json(check), 201)
 
 
@@ -170,7 +172,7 @@ class CheckHandler(ApiHandler):
         check = self.check_of(project, code)
         spec = parse_check_spec(self.body_json())
         apply_spec(self.ctx, check, spec, self.version, creating=False)
-        await _settle(self.ctx.check_changed(check))
+        await settle(self.ctx.check_changed(check))
         self.send(self.check_json(check))
 
     async def delete(self, version: str, code: str) -> None:
@@ -179,7 +181,7 @@ class CheckHandler(ApiHandler):
             raise NotFound()
         check = self.check_of(project, code)
         payload = self.check_json(check)
-        await _settle(self.ctx.check_deleted(check))
+        await settle(self.ctx.check_deleted(check))
         self.send(payload)
 
 
@@ -194,7 +196,7 @@ class PauseHandler(ApiHandler):
             if check.status != PAUSED:
                 raise Conflict("check is not paused")
             flip = check.resume(now)
-        await _settle(self.ctx.check_changed(check, flip))
+        await settle(self.ctx.check_changed(check, flip))
         self.send(self.check_json(check))
 
 
@@ -226,37 +228,37 @@ class FlipsHandler(ApiHandler):
         low, high = _flip_window(self, now)
         flips = await self.ctx.recorder.flips(check)
         chosen = [f for f in flips if f.new_status in ("up", "down") and low <= f.created and f.created < high]
-        self.send({"flips": [flip_to_json(f) for f in chosen]})
+        # Newest first, as the reference lists them.
+        self.send({"flips": [flip_to_json(f) for f in reversed(chosen)]})
+
+
+# The reference's bounds: seconds up to a year, start/end up to 10^10 (year 2286).
+_FLIP_LIMITS = {"seconds": 31536000, "start": 10**10, "end": 10**10}
 
 
 def _flip_window(handler: RequestHandler, now: float) -> tuple[float, float]:
-    """?seconds= / ?start= / ?end= as non-negative whole numbers (UNIX times for start and end)."""
+    """?seconds= / ?start= / ?end= as whole numbers (UNIX times for start and end); all that are given apply.
+
+    As in the reference, `seconds=0` sets no bound.
+    """
     values: dict[str, int] = {}
-    for name in ("seconds", "start", "end"):
+    for name, limit in _FLIP_LIMITS.items():
         raw = handler.get_argument(name, None)
         if raw is None:
             continue
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
-            raise Invalid(f"invalid query: {name} must be a non-negative whole number")
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 11 or int(raw) > limit:
+            raise Invalid(f"invalid query: {name} must be a whole number from 0 to {limit}")
         values[name] = int(raw)
-    if "seconds" in values and ("start" in values or "end" in values):
-        raise Invalid("invalid query: seconds cannot be combined with start or end")
-    if "seconds" in values:
-        return now - values["seconds"], float("inf")
-    return float(values.get("start", 0)), float(values.get("end", 2**62))
-
-
-class ChannelsHandler(ApiHandler):
-    def get(self, version: str) -> None:
-        project = self.authorize(write=True)
-        channels = self.ctx.index.project_channels(project.id)
-        self.send({"channels": [{"id": c.id, "name": c.name, "kind": c.kind} for c in channels]})
+    low = float(values.get("start", 0))
+    if values.get("seconds"):
+        low = max(low, now - values["seconds"])
+    return low, float(values.get("end", 2**62))
 
 
 class BadgesHandler(ApiHandler):
     def get(self, version: str) -> None:
         project = self.authorize(write=False)
-        self.send({"badges": badges.project_badges(self.ctx, project)})
+        self.send({"badges": badge_module.project_badges(self.ctx, project)})
 
 
 class StatusHandler(ApiHandler):
@@ -315,7 +317,7 @@ class ProjectsHandler(AdminHandler):
         if len(name) > 100:
             raise Invalid("json validation error: name is too long")
         project, keys = create_project(self.ctx, name)
-        await _settle(self.ctx.recorder.project_changed(project))
+        await settle(self.ctx.recorder.project_changed(project))
         payload = _project_json(self.ctx, project)
         payload.update(api_key=keys.api_key, api_key_readonly=keys.api_key_readonly, ping_key=keys.ping_key)
         self.send(payload, 201)
@@ -330,9 +332,9 @@ class ProjectHandler(AdminHandler):
             raise NotFound("not found")
         payload = _project_json(ctx, project)
         for check in list(ctx.index.project_checks(project_id)):
-            await _settle(ctx.check_deleted(check))
+            await settle(ctx.check_deleted(check))
         ctx.index.remove_project(project_id)
-        await _settle(ctx.recorder.project_deleted(project))
+        await settle(ctx.recorder.project_deleted(project))
         self.send(payload)
 
 
@@ -359,30 +361,7 @@ class NotFoundHandler(ApiHandler):
         raise NotFound("not found")
 
 
-async def _settle(waiter: Any) -> None:
+async def settle(waiter: Any) -> None:
+    """Wait for what a recorder returned: None answers at once, an awaitable when it is done."""
     if waiter is not None:
         await waiter
-
-
-def make_app(ctx: Context) -> Application:
-    routes: list[Any] = [
-        (r"/", RootHandler),
-        (_V + r"/checks/", ChecksHandler),
-        (_V + r"/checks/" + _UUID_OR_KEY, CheckHandler),
-        (_V + r"/checks/" + _UUID + r"/(?P<action>pause|resume)", PauseHandler),
-        (_V + r"/checks/" + _UUID + r"/pings/", PingsHandler),
-        (_V + r"/checks/" + _UUID + r"/pings/(?P<n>[0-9]+)/body", PingBodyHandler),
-        (_V + r"/checks/" + _UUID_OR_KEY + r"/flips/", FlipsHandler),
-        (_V + r"/channels/", ChannelsHandler),
-        (_V + r"/badges/", BadgesHandler),
-        (_V + r"/status/", StatusHandler),
-        (_V + r"/projects/", ProjectsHandler),
-        (_V + r"/projects/(?P<project_id>[0-9a-f-]{36})", ProjectHandler),
-        *badges.routes(),
-    ]
-    return Application(
-        [(pattern, handler, {"ctx": ctx}) for pattern, handler in routes],
-        default_handler_class=NotFoundHandler,
-        default_handler_args={"ctx": ctx},
-        compress_response=False,
-    )

@@ -49,7 +49,8 @@ class BadgeHandler(RequestHandler):
             c for c in index.project_checks(project_id)
             if tag == "*" or tag in c.tag_list() or c.unique_key == tag
         ]  # fmt: skip
-        status = badge_status([c.status_at(now) for c in checks], 3 if states else 2)
+        statuses = [c.status_at(now) for c in checks]
+        status = badge_status(statuses, 3 if states else 2)
         label = "all" if tag == "*" else tag
         self.set_header("Access-Control-Allow-Origin", "*")
         self.set_header("Cache-Control", "no-cache")
@@ -58,8 +59,8 @@ class BadgeHandler(RequestHandler):
             self.finish(_svg(label, status))
         elif fmt == "json":
             self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"status": status, "total": len(checks),
-                                    "down": sum(c.status_at(now) == "down" for c in checks)}))  # fmt: skip
+            self.finish(json.dumps({"status": status, "total": len(checks), "grace": statuses.count("grace"),
+                                    "down": statuses.count("down")}))  # fmt: skip
         else:
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps({"schemaVersion": 1, "label": label, "message": status,
@@ -79,5 +80,5 @@ def _svg(label: str, status: str) -> str:
 
 
 def routes() -> list[tuple[str, Any]]:
-    return [(r"/badge/(?P<key>[0-9a-f]{16})/(?P<tag>[^/]{1,100}?)(?P<states>-3)?\.(?P<fmt>svg|json|shields)",
+    return [(r"/badge/(?P<key>[0-9a-f]{16})/(?P<tag>[^/]+?)(?P<states>-3)?\.(?P<fmt>svg|json|shields)",
              BadgeHandler)]  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from hcserver.config import Settings
 from hcserver.domain.checks import DOWN, GRACE, STARTED, UP, Check
@@ -26,7 +27,9 @@ def check_to_json(
     check: Check, now: float, settings: Settings, version: int, readonly: bool, badge_key: str
 ) -> dict[str, Any]:
     status = check.status_at(now)
-    if version == 1 and check.started and status != DOWN:
+    oldest = check.oldest_run()
+    # v1 says "started" for any run still inside its grace time, a stored-down check's too.
+    if version == 1 and oldest is not None and now < oldest + check.grace:
         status = STARTED
     result: dict[str, Any] = {
         "name": check.name,
@@ -97,7 +100,11 @@ def flip_to_json(flip: Flip) -> dict[str, Any]:
 
 def badge_url(settings: Settings, badge_key: str, tag: str, fmt: str, states: int = 2) -> str:
     suffix = "-3" if states == 3 else ""
-    return f"{settings.site_root}/badge/{badge_key}/{tag}{suffix}.{fmt}"
+    quoted = quote(tag, safe="*")
+    if quoted.endswith("-3"):
+        # Else the 2-state badge of tag "x-3" would read as the 3-state badge of "x".
+        quoted = quoted[:-1] + "%33"
+    return f"{settings.site_root}/badge/{badge_key}/{quoted}{suffix}.{fmt}"
 
 
 def badge_status(statuses: list[str], states: int) -> str:

@@ -68,6 +68,7 @@ def apply_spec(ctx: Context, check: Check, spec: CheckSpec, version: int, creati
         # v1/v2 always re-derive; v3 keeps a slug the user chose (REFERENCE.md section 4).
         if version < 3 or not check.slug_explicit:
             slug = slugify(spec.name)
+            check.slug_explicit = False
     if spec.slug is not None:
         slug = spec.slug
         check.slug_explicit = True

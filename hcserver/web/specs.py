@@ -11,7 +11,7 @@ from typing import Any
 
 from hcserver.domain.errors import Invalid
 from hcserver.domain.schedules import SIMPLE, guess_kind, is_valid_schedule, is_valid_tz
-from hcserver.domain.slugs import SLUG_RE
+from hcserver.domain.slugs import is_valid_slug
 
 MIN_PERIOD, MAX_PERIOD = 60, 31536000
 UNIQUE_FIELDS = ("name", "slug", "tags", "timeout", "grace")
@@ -97,7 +97,8 @@ def parse_check_spec(body: dict[str, Any]) -> CheckSpec:
         elif name in ("timeout", "grace"):
             values[name] = _period(name, value)
         elif name == "methods":
-            if _string(name, value) not in ("", "POST"):
+            # One message for any value but these two (null and non-strings too), as the reference.
+            if value not in ("", "POST"):
                 raise _error(name, "has unexpected value")
             values[name] = value
         elif name == "schedule":
@@ -105,7 +106,8 @@ def parse_check_spec(body: dict[str, Any]) -> CheckSpec:
                 raise _error(name, "is not a valid cron or OnCalendar expression")
             values[name] = value
         elif name == "slug":
-            if not SLUG_RE.match(_string(name, value, 100)):
+            # fullmatch: "$" alone would let a trailing newline through.
+            if not is_valid_slug(_string(name, value, 100)):
                 raise _error(name, "does not match pattern")
             values[name] = value
         elif name == "tz":

@@ -205,3 +205,11 @@ def test_keyword_classify():
     assert check.classify(b"begin") == "start"
     assert check.classify(b"\xff\xfe") == "ign"
     assert check.classify(None) == "ign"
+
+
+def test_open_run_does_not_make_an_up_check_graced():
+    check = simple()
+    ping(check, "success", T)
+    ping(check, "start", T + 100)
+    assert check.status_at(T + 400) == "up"  # the reference: a run counts only once past grace
+    assert check.grace_start() == T + 100  # but next_ping shows the run's start

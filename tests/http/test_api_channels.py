@@ -1,0 +1,114 @@
+"""GET /api/v3/channels/ and the `channels` field of checks ("*", "" or ids/names, comma-separated)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hcserver.alerts.channels import Channel
+from tests.conftest import PING_KEY, T0, make_settings
+from tests.http.test_api_projects import ADMIN_KEY, add_project
+
+EMAIL_ID = "4ec5a071-2d08-4baa-898a-eb4eb3cd6941"
+HOOK_ID = "9a2d3e1f-7b6c-4d5e-8f90-a1b2c3d4e5f6"
+OTHER_HOOK_ID = "11111111-2222-4333-8444-555555555555"
+
+
+@pytest.fixture
+def settings():
+    return make_settings(admin_key=ADMIN_KEY)
+
+
+def make_channel(channel_id, project_id, name, kind):
+    body = {"name": name, "kind": kind, "email": "ops@example.org", "url_down": "https://example.org/down"}
+    return Channel.create(project_id, body, T0, channel_id=channel_id)
+
+
+def add_channels(live, *channels):
+    def add():
+        for channel in channels:
+            live.ctx.index.channels[channel.id] = channel
+
+    live.call(add)
+
+
+def default_project_id(live):
+    return live.call(lambda: next(iter(live.ctx.index.projects)))
+
+
+def with_two_channels(live):
+    project = default_project_id(live)
+    add_channels(
+        live,
+        make_channel(EMAIL_ID, project, "Ops email", "email"),
+        make_channel(HOOK_ID, project, "Deploy hook", "webhook"),
+    )
+
+
+def test_no_channels(live):
+    r = live.api("GET", "channels/")
+    assert (r.status_code, r.json()) == (200, {"channels": []})
+
+
+def test_lists_the_projects_channels(live):
+    with_two_channels(live)
+    r = live.api("GET", "channels/")
+    assert r.json() == {
+        "channels": [
+            {"id": EMAIL_ID, "name": "Ops email", "kind": "email"},
+            {"id": HOOK_ID, "name": "Deploy hook", "kind": "webhook"},
+        ]
+    }
+
+
+def test_check_channels_field(live):
+    with_two_channels(live)
+    assert live.create(name="none")["channels"] == ""
+    everything = live.create(channels="*")
+    assert everything["channels"] == f"{EMAIL_ID},{HOOK_ID}"
+    assert live.create(channels=HOOK_ID)["channels"] == HOOK_ID
+    # Names work as well as ids; repeats collapse.
+    assert live.create(channels=f"Deploy hook,{EMAIL_ID},Ops email")["channels"] == f"{HOOK_ID},{EMAIL_ID}"
+    uuid = everything["uuid"]
+    r = live.api("POST", f"checks/{uuid}", json={"channels": ""})
+    assert r.json()["channels"] == ""
+    r = live.api("POST", f"checks/{uuid}", json={"channels": "Ops email"})
+    assert r.json()["channels"] == EMAIL_ID
+    # Not sending the field keeps the channels.
+    assert live.api("POST", f"checks/{uuid}", json={"name": "x"}).json()["channels"] == EMAIL_ID
+
+
+def test_bad_channel_identifiers(live):
+    with_two_channels(live)
+    project = default_project_id(live)
+    add_channels(live, make_channel(OTHER_HOOK_ID, project, "Deploy hook", "webhook"))
+    for value, message in [
+        ("nope", "invalid channel identifier: nope"),
+        (f"{EMAIL_ID},", "empty channel identifier"),
+        (f"{EMAIL_ID.upper()}", f"invalid channel identifier: {EMAIL_ID.upper()}"),
+        ("Deploy hook", "non-unique channel identifier: Deploy hook"),
+        (" Ops email", "invalid channel identifier:  Ops email"),
+    ]:
+        r = live.api("POST", "checks/", json={"channels": value})
+        assert (r.status_code, r.json()) == (400, {"error": message}), value
+    # An ambiguous name can still be given by id.
+    assert live.create(channels=OTHER_HOOK_ID)["channels"] == OTHER_HOOK_ID
+
+
+def test_slug_ping_with_create_assigns_all_channels(live):
+    with_two_channels(live)
+    assert live.ping(f"/ping/{PING_KEY}/made-by-ping?create=1").status_code == 201
+    (check,) = live.api("GET", "checks/").json()["checks"]
+    assert check["channels"] == f"{EMAIL_ID},{HOOK_ID}"
+
+
+def test_projects_see_only_their_channels(live):
+    with_two_channels(live)
+    other = add_project(live)
+    add_channels(live, make_channel(OTHER_HOOK_ID, other["id"], "Theirs", "webhook"))
+    listed = live.api("GET", "channels/", key=other["api_key"]).json()["channels"]
+    assert listed == [{"id": OTHER_HOOK_ID, "name": "Theirs", "kind": "webhook"}]
+    assert len(live.api("GET", "channels/").json()["channels"]) == 2
+    r = live.api("POST", "checks/", json={"channels": OTHER_HOOK_ID})
+    assert r.json() == {"error": f"invalid channel identifier: {OTHER_HOOK_ID}"}
+    theirs = live.api("POST", "checks/", key=other["api_key"], json={"channels": "*"}).json()
+    assert theirs["channels"] == OTHER_HOOK_ID
