@@ -45,6 +45,7 @@ settings (environment variables; flags of `serve` override the first four):
   HC_RESTART_GRACE          1 = a deadline missed while the server was down gets one grace
                             period from startup before the check goes down (default 1)
   INTEGRATIONS_ALLOW_PRIVATE_IPS  1 = webhooks may target private/loopback addresses (default 0)
+  INTEGRATIONS_TIMEOUT      seconds one alert delivery attempt may take (default 10)
   EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS, DEFAULT_FROM_EMAIL
                             SMTP settings for email alerts
 """
@@ -74,7 +75,6 @@ class Settings:
     flush_batch: int = 5000
     max_pending: int = 200_000
     restart_grace: bool = True
-    allow_private_ips: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -102,7 +102,6 @@ class Settings:
             flush_batch=r.integer("HC_FLUSH_BATCH", d.flush_batch, 1, 10_000_000),
             max_pending=r.integer("HC_MAX_PENDING", d.max_pending, 1, 100_000_000),
             restart_grace=r.flag("HC_RESTART_GRACE", d.restart_grace),
-            allow_private_ips=r.flag("INTEGRATIONS_ALLOW_PRIVATE_IPS", d.allow_private_ips),
         )
         if settings.admin_key and len(settings.admin_key) < 16:
             raise SettingsError("HC_ADMIN_KEY must be at least 16 characters")
