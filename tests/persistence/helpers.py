@@ -1,0 +1,62 @@
+"""Helpers for the persistence tests: domain objects, a writer on a real file, and running coroutines."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+import uuid
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from hcserver.domain.checks import Check
+from hcserver.domain.pings import Flip, Ping, PingRequest
+from hcserver.domain.projects import Project
+from persistence.store import Store
+from persistence.writebehind import WriteBehind
+
+T0 = 1_700_000_000.0
+# Every async test gets this long before it fails instead of hanging the suite.
+TEST_TIMEOUT = 20.0
+
+
+def async_test(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an `async def` test on a fresh asyncio loop, bounded by TEST_TIMEOUT."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(asyncio.wait_for(fn(*args, **kwargs), TEST_TIMEOUT))
+
+    return wrapper
+
+
+def project(pid: str = "p1") -> Project:
+    return Project(pid, f"Project {pid}", T0, pid.encode().ljust(32, b"a"), pid.encode().ljust(32, b"b"))
+
+
+def check(project_id: str = "p1", **fields: Any) -> Check:
+    return Check(uuid=str(uuid.uuid4()), project_id=project_id, created=T0, **fields)
+
+
+def ping(c: Check, now: float, action: str = "success", body: bytes | None = None) -> tuple[Ping, Flip | None]:
+    return c.ping(PingRequest(action=action, method="POST" if body else "GET", body=body), now)
+
+
+async def open_writer(path: Path, **settings: Any) -> WriteBehind:
+    durable = settings.pop("durable", False)
+    store = await Store.open(path, durable=durable, busy_timeout_ms=settings.pop("busy_timeout_ms", 2000))
+    return WriteBehind(store, durable=durable, **settings)
+
+
+def rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read the file through a separate, plain sqlite3 connection: what another process would see."""
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(sql, params).fetchall()
+    finally:
+        db.close()
+
+
+def count(path: Path, table: str, where: str = "", params: tuple[Any, ...] = ()) -> int:
+    return int(rows(path, f"SELECT COUNT(*) FROM {table} {where}", params)[0][0])
