@@ -109,15 +109,15 @@ def substitute(template: str, values: Mapping[str, str]) -> str:
 def render_url(template: str, ctx: AlertContext) -> str:
     # safe="" so a name with "/", "?", "&" or "#" cannot change the URL's structure.
     values = {k: quote(v, safe="") for k, v in placeholders(ctx).items()}
-    return substitute(template, values)
+    return substitute(clean(template), values)
 
 
 def render_body(template: str, ctx: AlertContext) -> str:
-    return substitute(template, placeholders(ctx, with_body=True))
+    return substitute(clean(template), placeholders(ctx, with_body=True))
 
 
 def render_header(template: str, ctx: AlertContext) -> str:
-    value = substitute(template, placeholders(ctx))
+    value = substitute(clean(template), placeholders(ctx))
     # A line break would end the header (tornado refuses it outright); NUL is never valid.
     value = value.replace("\r", " ").replace("\n", " ").replace("\x00", " ")
     # HTTP/1.1 header values travel as latin-1: anything else becomes an XML character reference.
