@@ -27,6 +27,8 @@ class Receiver:
         self.completed: list[Hit] = []
         self._lock = threading.Lock()
         self._released = threading.Event()
+        # While True, /hang/... requests are held; set it False to answer them at once.
+        self.holding = True
         self._counts: dict[str, int] = {}
         receiver = self
 
@@ -65,7 +67,7 @@ class Receiver:
     def _decide(self, path: str) -> int:
         parts = path.split("?")[0].strip("/").split("/")
         if parts[0] == "hang":
-            return 0
+            return 0 if self.holding else 200
         if parts[0] == "code":
             return int(parts[1])
         if parts[0] == "flaky":

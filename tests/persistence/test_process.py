@@ -79,9 +79,9 @@ class Server:
         return time.monotonic() - started
 
 
-def start(db: Path, tmp: Path, *extra: str, flush_ms: int = FLUSH_MS) -> Server:
+def start(db: Path, tmp: Path, *extra: str, flush_ms: int = FLUSH_MS, environ: dict[str, str] | None = None) -> Server:
     env = dict(os.environ, HC_API_KEY=API_KEY, HC_PING_KEY=PING_KEY, HC_FLUSH_INTERVAL_MS=str(flush_ms),
-               PYTHONPATH=str(ROOT))  # fmt: skip
+               PYTHONPATH=str(ROOT), **(environ or {}))  # fmt: skip
     env.pop("SITE_ROOT", None)
     log = tmp / f"server-{time.monotonic_ns()}.log"
     with log.open("wb") as err:
