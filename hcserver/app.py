@@ -18,7 +18,7 @@ from tornado.netutil import bind_sockets
 from hcserver.context import Context
 from hcserver.domain.projects import IssuedKeys, issue_keys
 from hcserver.web.api import create_project
-from hcserver.web.ping import Dispatcher
+from hcserver.web.ping import TORNADO_MAX_HEADER_SIZE, Dispatcher
 from hcserver.web.routes import make_app
 
 log = logging.getLogger("hcserver")
@@ -45,6 +45,7 @@ class HcServer:
             idle_connection_timeout=settings.idle_timeout,
             body_timeout=settings.body_timeout,
             max_body_size=_UNCAPPED,
+            max_header_size=TORNADO_MAX_HEADER_SIZE,
             decompress_request=False,
         )
         self.sockets: list[socket.socket] = []

@@ -39,6 +39,11 @@ _ACTIONS = {"": SUCCESS, "start": START, "fail": FAIL, "log": LOG}
 PING_METHODS = frozenset({"GET", "HEAD", "POST", "PUT"})
 # Paths served by the tornado.web Application rather than the ping delegate.
 APP_PREFIXES = ("/api/", "/badge/")
+# Our limits, answered 414 / 431. Tornado's own (TORNADO_MAX_HEADER_SIZE) is higher: past it tornado
+# drops the connection without a word, so it only stops what no client would send.
+MAX_TARGET = 8 * 1024
+MAX_HEADERS = 64 * 1024
+TORNADO_MAX_HEADER_SIZE = 1024 * 1024
 
 
 @dataclass(slots=True)  # not frozen: made per request (see hcserver.domain.pings)
@@ -162,8 +167,8 @@ class Answers:
             headers["Access-Control-Max-Age"] = "600"
             return headers, b""
         headers["Content-Length"] = str(len(body))
-        if code == 413:
-            # Refused mid-upload: the connection closes rather than read a body we will not use.
+        if code in (413, 414, 431):
+            # Refused before or while reading: close rather than read a body we will not use.
             headers["Connection"] = "close"
         return headers, body
 
@@ -242,11 +247,17 @@ class PingDelegate(httputil.HTTPMessageDelegate):
     ) -> Awaitable[None] | None:
         assert isinstance(start_line, httputil.RequestStartLine)
         path = start_line.path
-        if path == "/" or path.startswith(APP_PREFIXES) or path.startswith("/?"):
-            return self._hand_to_app(start_line, headers)
         self.method = start_line.method
         self.path = path
         self.headers = headers
+        if len(path) > MAX_TARGET:
+            self.reply(414, "uri too long")
+            return None
+        if sum(len(name) + len(value) + 4 for name, value in headers.get_all()) > MAX_HEADERS:
+            self.reply(431, "request headers too large")
+            return None
+        if path == "/" or path.startswith(APP_PREFIXES) or path.startswith("/?"):
+            return self._hand_to_app(start_line, headers)
         length = headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > self.dispatcher.ctx.settings.max_request_body:
             self.reply(413, "request body too large")
