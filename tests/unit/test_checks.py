@@ -213,3 +213,46 @@ def test_open_run_does_not_make_an_up_check_graced():
     ping(check, "start", T + 100)
     assert check.status_at(T + 400) == "up"  # the reference: a run counts only once past grace
     assert check.grace_start() == T + 100  # but next_ping shows the run's start
+
+
+@pytest.mark.parametrize(
+    "kind,settings,expected_local",
+    [
+        # a simple period is absolute: 24 h after 12:00 EET is 13:00 EEST
+        ("simple", {"timeout": 86400}, "2024-03-31T13:00:00"),
+        # schedules are local: the next noon comes 23 h later across the spring-forward
+        ("cron", {"schedule": "0 12 * * *"}, "2024-03-31T12:00:00"),
+        ("oncalendar", {"schedule": "*-*-* 12:00:00"}, "2024-03-31T12:00:00"),
+    ],
+)
+def test_every_transition_across_dst(kind, settings, expected_local):
+    tz = "Europe/Riga"
+    check = Check(uuid="u", project_id="p", created=T, kind=kind, tz=tz, grace=3600, **settings)
+    t0 = ts("2024-03-30T12:00:00", tz)
+    # new, then started while new
+    assert check.status_at(t0) == "new"
+    ping(check, "start", t0 - 60)
+    assert (check.status_at(t0), check.started) == ("new", True)
+    # up
+    _, flip = ping(check, "success", t0)
+    assert flip is not None and flip.new_status == "up" and not check.started
+    expected = ts(expected_local, tz)
+    assert check.grace_start() == expected
+    assert check.status_at(expected - 1) == "up"
+    # grace, then down by time (the flip dated at the deadline)
+    assert check.status_at(expected) == "grace"
+    assert check.status_at(expected + 3599) == "grace"
+    assert check.status_at(expected + 3600) == "down"
+    flip = check.go_down_if_due(expected + 7200)
+    assert flip is not None and flip.created == expected + 3600
+    # up again; a run that outlasts grace is down
+    ping(check, "success", expected + 7300)
+    ping(check, "start", expected + 7400)
+    assert check.status_at(expected + 7400 + 3599) == "up"
+    assert check.status_at(expected + 7400 + 3600) == "down"
+    assert check.go_down_if_due(expected + 7400 + 3600) is not None
+    # paused: time changes nothing; resume: new
+    assert check.pause(expected + 20000) is not None
+    assert check.status_at(expected + 10**7) == "paused"
+    assert check.resume(expected + 20001) is not None
+    assert check.status_at(expected + 10**7) == "new"
