@@ -119,9 +119,8 @@ def parse_query(query: str) -> tuple[str | None, bool]:
     return rid, creates is not None and creates[-1] == "1"
 
 
-def client_address(headers: HTTPHeaders, peer: str) -> str:
+def client_address(forwarded: str, peer: str) -> str:
     """The first X-Forwarded-For address when it is an IP address, else the peer."""
-    forwarded = headers.get("X-Forwarded-For")
     if forwarded:
         first = forwarded.split(",", 1)[0].strip()
         if "." in first and ":" in first:  # 1.2.3.4:5678
@@ -216,13 +215,15 @@ class PingDelegate(httputil.HTTPMessageDelegate):
         "conn",
         "dispatcher",
         "done",
-        "headers",
+        "forwarded_for",
+        "forwarded_proto",
         "kept",
         "method",
         "parts",
         "path",
         "received",
         "server_conn",
+        "ua",
     )
 
     def __init__(self, dispatcher: Dispatcher, server_conn: object, conn: httputil.HTTPConnection) -> None:
@@ -236,7 +237,9 @@ class PingDelegate(httputil.HTTPMessageDelegate):
         self.done = False
         self.method = "GET"
         self.path = "/"
-        self.headers: HTTPHeaders | None = None
+        self.ua = ""
+        self.forwarded_for = ""
+        self.forwarded_proto = ""
 
     # -- HTTPMessageDelegate ----------------------------------------------------------------------
 
@@ -249,17 +252,29 @@ class PingDelegate(httputil.HTTPMessageDelegate):
         path = start_line.path
         self.method = start_line.method
         self.path = path
-        self.headers = headers
         if len(path) > MAX_TARGET:
             self.reply(414, "uri too long")
             return None
-        if sum(len(name) + len(value) + 4 for name, value in headers.get_all()) > MAX_HEADERS:
+        # One pass over the headers: their size, and the few a ping reads. (HTTPHeaders.get of a
+        # missing name raises and catches a KeyError inside: four of those cost more than this loop.)
+        size = 0
+        length = ""
+        for name, value in headers.get_all():
+            size += len(name) + len(value) + 4
+            if name == "User-Agent":
+                self.ua = value
+            elif name == "Content-Length":
+                length = value
+            elif name == "X-Forwarded-For" and not self.forwarded_for:
+                self.forwarded_for = value  # repeated lines form one list: its first item counts
+            elif name == "X-Forwarded-Proto" and not self.forwarded_proto:
+                self.forwarded_proto = value
+        if size > MAX_HEADERS:
             self.reply(431, "request headers too large")
             return None
         if path == "/" or path.startswith(APP_PREFIXES) or path.startswith("/?"):
             return self._hand_to_app(start_line, headers)
-        length = headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self.dispatcher.ctx.settings.max_request_body:
+        if length.isdigit() and int(length) > self.dispatcher.ctx.settings.max_request_body:
             self.reply(413, "request body too large")
         return None
 
@@ -343,15 +358,13 @@ class PingDelegate(httputil.HTTPMessageDelegate):
             ctx.check_changed(check)
         else:
             create = False
-        headers = self.headers
-        assert headers is not None
-        ua = headers.get("User-Agent", "")
+        ua = self.ua
         context: Any = self.conn.context  # type: ignore[attr-defined]
         request = PingRequest(
             action=route.action,
             method=method,
-            scheme=headers.get("X-Forwarded-Proto") or str(getattr(context, "protocol", "http")),
-            remote_addr=client_address(headers, getattr(context, "remote_ip", "") or ""),
+            scheme=self.forwarded_proto or str(getattr(context, "protocol", "http")),
+            remote_addr=client_address(self.forwarded_for, getattr(context, "remote_ip", "") or ""),
             ua=ua[:200] if len(ua) > 200 else ua,
             body=b"".join(self.parts) if self.parts else None,
             rid=rid,

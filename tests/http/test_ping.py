@@ -325,3 +325,12 @@ def test_ipv6_loopback(clock):
         assert server.get_check(uuid)["n_pings"] == 1
     finally:
         stop()
+
+
+def test_repeated_forwarded_for_lines_use_the_first(live, check):
+    answer = raw_request(
+        live.server.port,
+        f"GET /{check['uuid']} HTTP/1.0\r\nX-Forwarded-For: 198.51.100.7\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n".encode(),
+    )
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert pings(live, check["uuid"])[0]["remote_addr"] == "198.51.100.7"
