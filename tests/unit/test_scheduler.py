@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hcserver.config import Settings
 from hcserver.context import Context
 from hcserver.domain.checks import Check
@@ -146,3 +148,26 @@ def test_a_ping_during_the_hold_ends_it():
     scheduler.load(T + 9000, restart_grace=True)
     ping(ctx, late, T + 9001)
     assert late.held_until is None and late.status_at(T + 9002) == "up"
+
+
+@pytest.mark.parametrize(("kind", "schedule"), [("cron", "30 1 * * *"), ("oncalendar", "*-*-* 01:30:00")])
+def test_scheduled_deadline_across_fall_back(kind, schedule):
+    # Europe/Riga leaves summer time on 2024-10-27 at 04:00 -> 03:00: that day has 25 hours.
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    def local(text: str) -> float:
+        return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("Europe/Riga")).timestamp()
+
+    ctx, scheduler = world()
+    check = add(ctx, "a", kind=kind, schedule=schedule, tz="Europe/Riga")
+    ping(ctx, check, local("2024-10-26T01:30:05"))
+    due = local("2024-10-27T01:30:00") + 600
+    assert due - local("2024-10-26T01:30:05") == 24 * 3600 - 5 + 600  # before the change: a plain day
+    ping(ctx, check, local("2024-10-27T01:30:02"))
+    due = local("2024-10-28T01:30:00") + 600
+    assert check.going_down_after() == due  # the scheduler's earlier wake-up finds nothing due
+    assert due - local("2024-10-27T01:30:02") == 25 * 3600 - 2 + 600  # the 25-hour day
+    assert scheduler.sweep_once(due - 1) == []
+    [flip] = scheduler.sweep_once(due + 30)
+    assert flip.created == due and check.status == "down"
