@@ -192,8 +192,3 @@ class Notifier:
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-
-    async def idle(self) -> None:
-        """Wait until nothing is being delivered (tests)."""
-        while self._workers:
-            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)

@@ -34,7 +34,3 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     status = 409
-
-
-class TooLarge(DomainError):
-    status = 413
