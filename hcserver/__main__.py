@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from hcserver.alerts.settings import AlertSettings
 from hcserver.config import SETTINGS_HELP, Settings, SettingsError
 from hcserver.runtime import Runtime
 
@@ -54,8 +55,8 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> Settings:
     return settings.replace(**overrides) if overrides else settings
 
 
-async def serve(settings: Settings) -> int:
-    runtime = await Runtime.start(settings)
+async def serve(settings: Settings, alerts: AlertSettings) -> int:
+    runtime = await Runtime.start(settings, alerts=alerts)
     keys = runtime.issued_keys
     if keys is not None:
         print("Created a project. Its keys are shown once; keep them:", flush=True)
@@ -82,10 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = settings_from(args, dict(os.environ))
+        alerts = AlertSettings.from_env(os.environ)
     except SettingsError as e:
         print(f"hcserver: {e}", file=sys.stderr)
         return 2
-    return asyncio.run(serve(settings))
+    return asyncio.run(serve(settings, alerts))
 
 
 if __name__ == "__main__":

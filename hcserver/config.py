@@ -78,7 +78,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        r, d = _Reader(env), cls()
+        r, d = EnvReader(env), cls()
         settings = cls(
             host=r.text("HC_HOST", d.host),
             port=r.integer("HC_PORT", d.port, 0, 65535),
@@ -126,7 +126,9 @@ class Settings:
         return dataclasses.replace(self, site_root=site_root, ping_endpoint=ping_endpoint)
 
 
-class _Reader:
+class EnvReader:
+    """Reads typed settings from an environment mapping; a bad value raises SettingsError naming it."""
+
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
 
@@ -165,7 +167,7 @@ class _Reader:
             return True
         if raw in ("0", "false", "no", "off"):
             return False
-        raise SettingsError(f"{name} must be 1 or 0, not {raw!r}")
+        raise SettingsError(f"{name} must be 1 or 0 (true or false), not {raw!r}")
 
     def key(self, name: str, length: int, alphabet: str | None = None) -> str:
         raw = self.env.get(name, "")

@@ -15,7 +15,7 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hcserver.alerts.channels import Channel
@@ -50,8 +50,8 @@ class Runtime:
         cls,
         settings: Settings,
         *,
+        alerts: AlertSettings | None = None,
         clock: Callable[[], float] = time.time,
-        environ: Mapping[str, str] | None = None,
         alert_backoff: tuple[float, ...] = (1.0, 5.0),
     ) -> Runtime:
         if settings.db != ":memory:":
@@ -78,8 +78,7 @@ class Runtime:
         keys = ensure_project(ctx)
 
         scheduler = DeadlineScheduler(ctx)
-        notifier = Notifier(ctx, AlertSettings.from_env(os.environ if environ is None else environ),
-                            backoff=alert_backoff)  # fmt: skip
+        notifier = Notifier(ctx, alerts or AlertSettings.from_env(os.environ), backoff=alert_backoff)
         ctx.observers.extend([scheduler, notifier])
         scheduler.load(clock(), settings.restart_grace)
         recorder.start()

@@ -5,33 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
-
-
-def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = environ.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{name} must be True or False, not {raw!r}")
-
-
-def _number(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, not {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, not {raw!r}")
-    return value
+from hcserver.config import EnvReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,22 +37,15 @@ class AlertSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> AlertSettings:
-        """Read the settings from environment variables (pass `os.environ`); raise ValueError on junk."""
-        defaults = cls()
-        port_raw = environ.get("EMAIL_PORT", "").strip()
-        try:
-            port = int(port_raw) if port_raw else defaults.email_port
-        except ValueError:
-            raise ValueError(f"EMAIL_PORT must be a port number, not {port_raw!r}") from None
-        if not 0 < port < 65536:
-            raise ValueError(f"EMAIL_PORT must be a port number, not {port_raw!r}")
+        """Read the settings from environment variables; a bad value raises SettingsError."""
+        d, r = cls(), EnvReader(environ)
         return cls(
-            email_host=environ.get("EMAIL_HOST", defaults.email_host) or defaults.email_host,
-            email_port=port,
-            email_host_user=environ.get("EMAIL_HOST_USER", ""),
-            email_host_password=environ.get("EMAIL_HOST_PASSWORD", ""),
-            email_use_tls=_bool(environ, "EMAIL_USE_TLS", defaults.email_use_tls),
-            default_from_email=environ.get("DEFAULT_FROM_EMAIL", "") or defaults.default_from_email,
-            allow_private=_bool(environ, "INTEGRATIONS_ALLOW_PRIVATE_IPS", defaults.allow_private),
-            timeout=_number(environ, "INTEGRATIONS_TIMEOUT", defaults.timeout),
+            email_host=r.text("EMAIL_HOST", "") or d.email_host,
+            email_port=r.integer("EMAIL_PORT", d.email_port, 1, 65535),
+            email_host_user=r.text("EMAIL_HOST_USER", ""),
+            email_host_password=r.text("EMAIL_HOST_PASSWORD", ""),
+            email_use_tls=r.flag("EMAIL_USE_TLS", d.email_use_tls),
+            default_from_email=r.text("DEFAULT_FROM_EMAIL", "") or d.default_from_email,
+            allow_private=r.flag("INTEGRATIONS_ALLOW_PRIVATE_IPS", d.allow_private),
+            timeout=r.number("INTEGRATIONS_TIMEOUT", d.timeout),
         )

@@ -46,12 +46,12 @@ def test_from_env() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"EMAIL_PORT": "smtp"}, "EMAIL_PORT must be a port number"),
-        ({"EMAIL_PORT": "70000"}, "EMAIL_PORT must be a port number"),
-        ({"EMAIL_USE_TLS": "maybe"}, "EMAIL_USE_TLS must be True or False"),
-        ({"INTEGRATIONS_ALLOW_PRIVATE_IPS": "2"}, "INTEGRATIONS_ALLOW_PRIVATE_IPS must be True or False"),
-        ({"INTEGRATIONS_TIMEOUT": "soon"}, "INTEGRATIONS_TIMEOUT must be a number"),
-        ({"INTEGRATIONS_TIMEOUT": "0"}, "INTEGRATIONS_TIMEOUT must be positive"),
+        ({"EMAIL_PORT": "smtp"}, "EMAIL_PORT must be a whole number, not 'smtp'"),
+        ({"EMAIL_PORT": "70000"}, "EMAIL_PORT must be between 1 and 65535, not 70000"),
+        ({"EMAIL_USE_TLS": "maybe"}, r"EMAIL_USE_TLS must be 1 or 0 \(true or false\), not 'maybe'"),
+        ({"INTEGRATIONS_ALLOW_PRIVATE_IPS": "2"}, r"INTEGRATIONS_ALLOW_PRIVATE_IPS must be 1 or 0 \(true or false\)"),
+        ({"INTEGRATIONS_TIMEOUT": "soon"}, "INTEGRATIONS_TIMEOUT must be a number of seconds, not 'soon'"),
+        ({"INTEGRATIONS_TIMEOUT": "0"}, "INTEGRATIONS_TIMEOUT must be a positive number of seconds"),
     ],
 )
 def test_bad_values(env: dict[str, str], message: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from hcserver.alerts.settings import AlertSettings
 from hcserver.runtime import Runtime
 from tests.alerts.helpers import smtp_server
 from tests.conftest import FakeClock, LiveServer, make_settings
@@ -34,7 +35,7 @@ def start_runtime(settings: Any, clock: FakeClock, environ: dict[str, str]) -> t
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         runtime = loop.run_until_complete(
-            Runtime.start(settings, clock=clock, environ=environ, alert_backoff=(0.05, 0.05))
+            Runtime.start(settings, alerts=AlertSettings.from_env(environ), clock=clock, alert_backoff=(0.05, 0.05))
         )
         holder.update(runtime=runtime, loop=loop)
         ready.set()
