@@ -1,0 +1,72 @@
+"""Baseline: a bare `HTTPServerConnectionDelegate` answering "OK", below `web.Application`.
+
+This is the floor for any Tornado server on this machine: HTTP/1.1 parsing and keep-alive, nothing
+else.
+
+    python -m bench.baseline_delegate --port 8002
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from tornado import httputil
+from tornado.httpserver import HTTPServer
+
+_HEADERS = (("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "2"))
+
+
+class _OkMessage(httputil.HTTPMessageDelegate):
+    def __init__(self, connection: httputil.HTTPConnection) -> None:
+        self.connection = connection
+        self.head = False
+
+    def headers_received(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+    ) -> None:
+        assert isinstance(start_line, httputil.RequestStartLine)
+        self.head = start_line.method == "HEAD"
+
+    def data_received(self, chunk: bytes) -> None:
+        # Bodies are read and dropped, as a ping handler past its body limit would.
+        pass
+
+    def finish(self) -> None:
+        headers = httputil.HTTPHeaders()
+        for name, value in _HEADERS:
+            headers.add(name, value)
+        start = httputil.ResponseStartLine("HTTP/1.1", 200, "OK")
+        self.connection.write_headers(start, headers, None if self.head else b"OK")
+        self.connection.finish()
+
+
+class OkDelegate(httputil.HTTPServerConnectionDelegate):
+    def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
+        return _OkMessage(request_conn)
+
+
+async def serve(host: str, port: int) -> None:
+    server = HTTPServer(OkDelegate())
+    server.listen(port, address=host, backlog=4096)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,807 @@
+"""The scenarios of the suite, the servers they share, and the correctness check run after each.
+
+    suite = Suite(QUICK, workdir)
+    try:
+        result = suite.run(["throughput", "burst"])
+    finally:
+        suite.close()
+
+A `Suite` starts servers lazily and keeps them for the scenarios that follow, counting the 2xx ping
+answers each hcserver gave; after every scenario the sum of `n_pings` over its checks must equal that.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.api import (
+    CheckRef,
+    create_checks,
+    flush_status,
+    ping_paths,
+    slug_paths,
+    sum_n_pings,
+    write_paths,
+)
+from bench.machine import describe_machine
+from bench.model import Correctness, Row, ScenarioRun, SuiteResult, Target
+from bench.server import Keys, ServerProcess
+from bench.wrk import LoadSpec, WrkResult, run_wrk
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    """Sizes and durations of one suite run; FULL, QUICK and TINY are the presets."""
+
+    name: str
+    scenarios: tuple[str, ...]
+    connections: int = 50
+    threads: int = 1
+    duration_s: float = 5.0
+    warmup_s: float = 1.0
+    rounds: int = 3
+    latency_s: float = 5.0
+    latency_rounds: int = 2
+    paced_connections: int = 100
+    small_checks: int = 1000
+    large_checks: int = 100_000
+    mid_checks: int = 10_000
+    mid_pings: int = 100_000
+    large_pings: int = 1_000_000
+    backlog_pings: int = 50_000
+    backlog_max_s: float = 5.0
+    burst_pings: int = 20_000
+    burst_connections: int = 1000
+    # Wall-time budget of the whole run; filling the store for the recovery scenario uses what is left
+    # of it, keeping back `reserve_s` for the restart and the final listing of every check.
+    budget_s: float = 560.0
+    reserve_s: float = 45.0
+
+
+ALL_SCENARIOS = (
+    "baselines",
+    "throughput",
+    "latency",
+    "backlog",
+    "burst",
+    "durability",
+    "throughput-100k",
+    "memory",
+    "recovery",
+)
+
+FULL = BenchConfig(name="full", scenarios=ALL_SCENARIOS)
+QUICK = BenchConfig(
+    name="quick",
+    scenarios=tuple(s for s in ALL_SCENARIOS if s != "throughput-100k"),
+    duration_s=2.0,
+    warmup_s=0.5,
+    rounds=1,
+    latency_s=2.0,
+    latency_rounds=1,
+    large_checks=10_000,
+    mid_checks=0,
+    large_pings=50_000,
+    backlog_pings=20_000,
+    backlog_max_s=2.0,
+    budget_s=70.0,
+    reserve_s=8.0,
+)
+# For tests: a handful of checks and one-second runs.
+TINY = BenchConfig(
+    name="tiny",
+    scenarios=("throughput",),
+    connections=4,
+    duration_s=1.0,
+    warmup_s=0.2,
+    rounds=1,
+    latency_s=1.0,
+    latency_rounds=1,
+    paced_connections=4,
+    small_checks=5,
+    large_checks=20,
+    mid_checks=0,
+    large_pings=200,
+    backlog_pings=200,
+    backlog_max_s=1.0,
+    burst_pings=200,
+    burst_connections=20,
+    budget_s=60.0,
+    reserve_s=5.0,
+)
+
+# case -> (wrk mode, kind of path)
+PING_CASES: dict[str, tuple[str, str]] = {
+    "uuid success": ("get", "uuid"),
+    "slug success": ("get", "slug"),
+    "POST 1 KB body": ("post", "uuid"),
+    "start+success with rid": ("pairs", "uuid"),
+}
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class HcTarget:
+    """An hcserver under test, its checks, and the 2xx ping answers the bench has counted from it."""
+
+    def __init__(
+        self,
+        label: str,
+        workdir: Path,
+        keys: Keys,
+        *,
+        durable: bool,
+        python: str,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.label = label
+        self.dir = workdir / label
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.keys = keys
+        self.server = ServerProcess.hcserver(
+            self.dir / "hc.sqlite3",
+            keys,
+            durable=durable,
+            python=python,
+            name=f"hcserver ({label})",
+            extra_env=extra_env,
+        )
+        self.server_label = "hcserver --durable" if durable else "hcserver"
+        self.checks: list[CheckRef] = []
+        self.expected = 0
+        self.rss_empty_kib: int | None = None
+        self.rss_checks_kib: int | None = None
+        self.create_s: float | None = None
+        self._paths: dict[str, Path] = {}
+
+    def start(self, n_checks: int) -> None:
+        self.server.start()
+        self.rss_empty_kib = self.server.rss_kib()
+        started = time.monotonic()
+        self.checks = create_checks(self.server, self.keys, n_checks, self.dir)
+        self.create_s = time.monotonic() - started
+        self.rss_checks_kib = self.server.rss_kib()
+
+    def paths(self, kind: str) -> Path:
+        if kind not in self._paths:
+            if kind == "uuid":
+                paths = ping_paths(self.checks)
+            elif kind == "slug":
+                paths = slug_paths(self.checks, self.keys.ping)
+            else:
+                raise ValueError(f"unknown path kind {kind!r}")
+            self._paths[kind] = write_paths(paths, self.dir / f"paths-{kind}.txt")
+        return self._paths[kind]
+
+    def restart(self) -> tuple[int, float, float]:
+        """SIGTERM (the server flushes), then start on the same store: (exit code, stop s, ready s)."""
+        code = self.server.stop()
+        stop_s = self.server.stop_s or 0.0
+        ready_s = self.server.start()
+        return code, stop_s, ready_s
+
+    def close(self) -> int | None:
+        if self.server.proc is None:
+            return None
+        return self.server.stop()
+
+
+class StatusPoller:
+    """Samples the verbose status endpoint in a thread: (monotonic time, status dict) pairs."""
+
+    def __init__(self, server: ServerProcess, keys: Keys, interval_s: float = 0.05, max_s: float = 600.0) -> None:
+        self.server = server
+        self.keys = keys
+        self.interval_s = interval_s
+        self.max_s = max_s
+        self.samples: list[tuple[float, dict[str, Any]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="status-poller", daemon=True)
+        self.started = 0.0
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_s
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            status = flush_status(self.server, self.keys)
+            if status is not None:
+                self.samples.append((time.monotonic(), status))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> StatusPoller:
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    def seen(self, predicate: Callable[[dict[str, Any]], bool], min_s: float = 0.0) -> bool:
+        """True once `min_s` has passed and the latest sample satisfies `predicate`."""
+        if time.monotonic() - self.started < min_s or not self.samples:
+            return False
+        return predicate(self.samples[-1][1])
+
+
+def _num(status: dict[str, Any], key: str) -> float | None:
+    value = status.get(key)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def persistence_lag(samples: Sequence[tuple[float, dict[str, Any]]]) -> tuple[float, float, str] | None:
+    """(p50 ms, p99 ms, how) of answer-to-commit lag, from the server's own figures when it reports them,
+    else estimated from samples as the age of the oldest pending change plus the last flush's duration."""
+    if not samples:
+        return None
+    last = samples[-1][1]
+    for p50_key, p99_key in (("commit_lag_ms_p50", "commit_lag_ms_p99"), ("lag_p50_ms", "lag_p99_ms")):
+        p50, p99 = _num(last, p50_key), _num(last, p99_key)
+        if p50 is not None and p99 is not None:
+            return p50, p99, f"reported by the server ({p50_key}, {p99_key})"
+    estimates = []
+    for _, status in samples:
+        age, flush = _num(status, "oldest_pending_age_ms"), _num(status, "last_flush_ms")
+        if age is not None:
+            estimates.append(age + (flush or 0.0))
+    if not estimates:
+        return None
+    estimates.sort()
+    p99_index = min(len(estimates) - 1, int(0.99 * len(estimates)))
+    return statistics.median(estimates), estimates[p99_index], f"estimated from {len(estimates)} status samples"
+
+
+def row_from(result: WrkResult, scenario: str, case: str, server: str, *, note: str = "", detail: bool = False) -> Row:
+    notes = [note] if note else []
+    bad = {code: n for code, n in result.codes.items() if not 200 <= code < 300}
+    if bad:
+        notes.append("answers " + ", ".join(f"{code}: {n}" for code, n in sorted(bad.items())))
+    sock = {k: v for k, v in result.socket_errors.items() if k != "timeout" and v}
+    if sock:
+        notes.append("socket errors " + ", ".join(f"{k} {v}" for k, v in sock.items()))
+    if not result.finished:
+        notes.append("did not drain cleanly")
+    if not result.latency_exact:
+        notes.append("latency as wrk corrected it")
+    lat = result.latency_ms
+    return Row(
+        scenario=scenario,
+        case=case,
+        server=server,
+        rps=result.rps,
+        p50_ms=lat.get("p50"),
+        p99_ms=lat.get("p99"),
+        p999_ms=lat.get("p99.9"),
+        ok=result.ok,
+        errors=result.errors,
+        elapsed_s=result.elapsed_s,
+        note="; ".join(notes),
+        detail=detail,
+    )
+
+
+def _median_row(rows: Sequence[Row], case: str, note: str) -> Row:
+    """A summary row whose figures are the medians over rounds."""
+
+    def med(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return statistics.median(present) if present else None
+
+    first = rows[0]
+    return Row(
+        scenario=first.scenario,
+        case=case,
+        server=first.server,
+        rps=med([r.rps for r in rows]),
+        p50_ms=med([r.p50_ms for r in rows]),
+        p99_ms=med([r.p99_ms for r in rows]),
+        p999_ms=med([r.p999_ms for r in rows]),
+        ok=sum(r.ok or 0 for r in rows),
+        errors=sum(r.errors or 0 for r in rows),
+        note="; ".join(filter(None, [note, *sorted({r.note for r in rows if r.note})])),
+    )
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+class Suite:
+    """Runs scenarios in order with shared, lazily started servers; collects a `SuiteResult`."""
+
+    def __init__(
+        self,
+        config: BenchConfig,
+        workdir: Path,
+        *,
+        python: str = sys.executable,
+        progress: Callable[[str], None] = _log,
+    ) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.python = python
+        self.progress = progress
+        self.keys = Keys.generate()
+        self.started = time.monotonic()
+        self.result = SuiteResult(
+            mode=config.name,
+            machine=describe_machine(),
+            config=asdict(config),
+            started_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
+        )
+        self.targets: dict[str, HcTarget] = {}
+        self.baselines: dict[str, ServerProcess] = {}
+        self.peak_rps: float | None = None
+        self._touched: set[str] = set()
+        self._runs = 0
+        self._scenario = ""
+
+    # -- servers -------------------------------------------------------------------------------
+
+    def _checks_for(self, label: str) -> int:
+        sizes = {
+            "small": self.config.small_checks,
+            "durable": self.config.small_checks,
+            "backlog": self.config.small_checks,
+            "mid": self.config.mid_checks,
+            "large": self.config.large_checks,
+        }
+        return sizes[label]
+
+    def target(self, label: str) -> HcTarget:
+        """The hcserver called `label` (small, durable, mid, large), started with its checks on first use."""
+        self._touched.add(label)
+        if label not in self.targets:
+            n = self._checks_for(label)
+            env = {}
+            if label == "backlog":
+                env = {"HC_FLUSH_BATCH": str(self.config.backlog_pings), "HC_FLUSH_INTERVAL_MS": "60000"}
+            target = HcTarget(
+                label, self.workdir, self.keys, durable=label == "durable", python=self.python, extra_env=env
+            )
+            self.progress(f"      starting {target.server_label} ({label}) and creating {n:,} checks")
+            self.targets[label] = target
+            target.start(n)
+            rate = n / target.create_s if target.create_s else 0.0
+            self.progress(
+                f"      ready in {target.server.ready_s or 0:.2f} s; {n:,} checks in {target.create_s or 0:.1f} s "
+                f"({rate:,.0f}/s)"
+            )
+        return self.targets[label]
+
+    def baseline(self, kind: str) -> ServerProcess:
+        if kind not in self.baselines:
+            server = ServerProcess.baseline(kind, self.workdir, python=self.python)
+            self.baselines[kind] = server
+            server.start()
+        return self.baselines[kind]
+
+    def close(self) -> None:
+        for label, target in list(self.targets.items()):
+            try:
+                code = target.close()
+            except Exception as exc:
+                self.result.notes.append(f"stopping hcserver ({label}) failed: {exc}")
+                target.server.kill()
+                continue
+            if code not in (0, None):
+                self.result.notes.append(f"hcserver ({label}) exited with {code} on SIGTERM (expected 0)")
+        for server in self.baselines.values():
+            if server.proc is not None:
+                server.stop()
+        self.targets.clear()
+        self.baselines.clear()
+
+    def time_left(self) -> float:
+        return self.config.budget_s - (time.monotonic() - self.started)
+
+    # -- load ----------------------------------------------------------------------------------
+
+    def spec(self, **changes: Any) -> LoadSpec:
+        base = LoadSpec(connections=self.config.connections, threads=self.config.threads)
+        return replace(base, **changes)
+
+    def load(
+        self,
+        server: ServerProcess,
+        spec: LoadSpec,
+        target: HcTarget | None = None,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> WrkResult:
+        """One wrk run; 2xx answers from an hcserver are added to the pings it must have counted."""
+        self._runs += 1
+        sync_dir = self.workdir / "wrk" / f"{self._runs:03d}"
+
+        def stop() -> bool:
+            return not server.alive() or (should_stop is not None and should_stop())
+
+        result = run_wrk(server.url, spec, sync_dir, should_stop=stop)
+        if target is not None and spec.mode != "create":
+            target.expected += result.ok
+        if not server.alive():
+            raise RuntimeError(f"{server.name} died during the run{server.log_tail()}")
+        return result
+
+    def add(self, row: Row) -> Row:
+        self.result.rows.append(row)
+        return row
+
+    def add_target(self, target: Target) -> None:
+        self.result.targets.append(target)
+
+    def ensure_peak(self) -> float:
+        """Our UUID ping throughput at c=50, measured now unless an earlier scenario measured it."""
+        if self.peak_rps is None:
+            small = self.target("small")
+            result = self.load(
+                small.server, self.spec(paths=small.paths("uuid"), duration_s=self.config.duration_s), small
+            )
+            self.add(row_from(result, self._scenario, "uuid success (peak, for pacing)", "hcserver"))
+            self.peak_rps = result.rps
+        return self.peak_rps
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run(self, names: Sequence[str]) -> SuiteResult:
+        unknown = [n for n in names if n not in SCENARIOS]
+        if unknown:
+            raise ValueError(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+        for i, name in enumerate(names, 1):
+            scenario = SCENARIOS[name]
+            self._scenario = name
+            self._touched = set()
+            self.progress(f"[{i}/{len(names)}] {name}: {scenario.title}")
+            started = time.monotonic()
+            error: str | None = None
+            try:
+                scenario.run(self)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                self.progress(traceback.format_exc())
+            try:
+                self._check_correctness(name)
+            except Exception as exc:
+                error = error or f"correctness check failed: {type(exc).__name__}: {exc}"
+            seconds = time.monotonic() - started
+            self.result.scenarios.append(ScenarioRun(name, seconds, error))
+            self._drop_dead_targets()
+            status = "FAILED " + error.splitlines()[0] if error else "done"
+            self.progress(f"[{i}/{len(names)}] {name}: {status} in {seconds:.1f} s (elapsed {self.elapsed():.0f} s)")
+        self.result.seconds = self.elapsed()
+        self.result.machine["load_average_end"] = list(os.getloadavg())
+        return self.result
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def _check_correctness(self, scenario: str) -> None:
+        for label in sorted(self._touched):
+            target = self.targets.get(label)
+            if target is None or not target.server.alive():
+                continue
+            actual = sum_n_pings(target.server, self.keys)
+            check = Correctness(scenario, f"{target.server_label} ({label})", target.expected, actual)
+            self.result.correctness.append(check)
+            if not check.ok:
+                self.progress(
+                    f"      MISMATCH on {label}: counted {target.expected:,} 2xx pings, n_pings sum {actual:,}"
+                )
+
+    def _drop_dead_targets(self) -> None:
+        # A server that died cannot be trusted by later scenarios; they start a fresh one.
+        for label, target in list(self.targets.items()):
+            if not target.server.alive():
+                target.server.kill()
+                del self.targets[label]
+                self.result.notes.append(f"hcserver ({label}) was not running after {self._scenario}")
+
+
+# -- scenarios -------------------------------------------------------------------------------------
+
+
+def scenario_baselines(s: Suite) -> None:
+    cfg = s.config
+    ours = s.target("small")
+    servers: list[tuple[str, ServerProcess, HcTarget | None]] = [
+        ("hcserver", ours.server, ours),
+        ("baseline-web", s.baseline("web"), None),
+        ("baseline-delegate", s.baseline("delegate"), None),
+    ]
+    paths = ours.paths("uuid")
+    for _, server, target in servers:
+        s.load(server, s.spec(paths=paths, duration_s=cfg.warmup_s), target)
+    rounds: dict[str, list[Row]] = {name: [] for name, _, _ in servers}
+    # A B C, A B C, ...: drift on a shared machine hits every server alike.
+    for r in range(cfg.rounds):
+        for name, server, target in servers:
+            result = s.load(server, s.spec(paths=paths, duration_s=cfg.duration_s), target)
+            rounds[name].append(s.add(row_from(result, "baselines", f"uuid success, round {r + 1}", name, detail=True)))
+    summary = {
+        name: _median_row(
+            rows, f"uuid success, {cfg.small_checks:,} checks", f"median of {cfg.rounds} interleaved rounds"
+        )
+        for name, rows in rounds.items()
+    }
+    ours_rps = summary["hcserver"].rps
+    web_rps, delegate_rps = summary["baseline-web"].rps, summary["baseline-delegate"].rps
+    vs_web, vs_delegate = _ratio(ours_rps, web_rps), _ratio(ours_rps, delegate_rps)
+    summary["hcserver"].note = "; ".join(
+        filter(None, [summary["hcserver"].note, f"{vs_delegate or 0:.2f}x delegate, {vs_web or 0:.2f}x web"])
+    )
+    for row in summary.values():
+        s.add(row)
+    s.peak_rps = max(r.rps or 0.0 for r in rounds["hcserver"])
+    s.add_target(Target("uuid ping throughput / bare delegate", vs_delegate, ">=", 0.9, "x"))
+
+
+def _throughput(s: Suite, label: str, scenario: str) -> None:
+    target = s.target(label)
+    n = len(target.checks)
+    s.load(target.server, s.spec(paths=target.paths("uuid"), duration_s=s.config.warmup_s), target)
+    for case, (mode, kind) in PING_CASES.items():
+        spec = s.spec(mode=mode, paths=target.paths(kind), duration_s=s.config.duration_s)
+        result = s.load(target.server, spec, target)
+        s.add(row_from(result, scenario, f"{case}, {n:,} checks", target.server_label))
+        if case == "uuid success" and label == "small":
+            s.peak_rps = max(s.peak_rps or 0.0, result.rps)
+
+
+def scenario_throughput(s: Suite) -> None:
+    _throughput(s, "small", "throughput")
+
+
+def scenario_throughput_large(s: Suite) -> None:
+    _throughput(s, "large", "throughput-100k")
+
+
+def scenario_latency(s: Suite) -> None:
+    cfg = s.config
+    ours = s.target("small")
+    delegate = s.baseline("delegate")
+    paths = ours.paths("uuid")
+    servers: list[tuple[str, ServerProcess, HcTarget | None]] = [
+        ("hcserver", ours.server, ours),
+        ("baseline-delegate", delegate, None),
+    ]
+    closed: dict[str, list[Row]] = {name: [] for name, _, _ in servers}
+    for r in range(cfg.latency_rounds):
+        for name, server, target in servers:
+            result = s.load(server, s.spec(paths=paths, connections=1, duration_s=cfg.latency_s), target)
+            closed[name].append(s.add(row_from(result, "latency", f"c=1, round {r + 1}", name, detail=True)))
+    c1 = {
+        name: s.add(_median_row(rows, "c=1 (closed loop)", f"median of {cfg.latency_rounds} rounds"))
+        for name, rows in closed.items()
+    }
+    s.add_target(
+        Target(
+            "p99 at c=1 / bare delegate p99",
+            _ratio(c1["hcserver"].p99_ms, c1["baseline-delegate"].p99_ms),
+            "<=",
+            1.5,
+            "x",
+        )
+    )
+    rate = s.ensure_peak() / 2
+    for name, server, target in servers:
+        spec = s.spec(paths=paths, connections=cfg.paced_connections, duration_s=cfg.latency_s, rate=rate)
+        result = s.load(server, spec, target)
+        s.add(
+            row_from(
+                result,
+                "latency",
+                f"offered {rate:,.0f}/s (1/2 our peak), c={cfg.paced_connections}",
+                name,
+                note=f"achieved {result.rps:,.0f}/s",
+            )
+        )
+
+
+def scenario_backlog(s: Suite) -> None:
+    cfg = s.config
+    rate = s.ensure_peak() / 2
+    # A server of its own whose writer holds everything back until `backlog_pings` changes wait, so
+    # that the backlog really is that big and its flush starts right at the end of the preload.
+    ours = s.target("backlog")
+    paths = ours.paths("uuid")
+    held = f"HC_FLUSH_BATCH={cfg.backlog_pings}, HC_FLUSH_INTERVAL_MS=60000"
+    paced = s.spec(paths=paths, connections=cfg.paced_connections, rate=rate)
+    # Without any flush at all; short enough not to fill the batch by itself.
+    quiet_s = min(cfg.latency_s, cfg.backlog_pings / 3 / rate)
+    quiet = s.load(ours.server, replace(paced, duration_s=quiet_s), ours)
+    quiet_row = s.add(row_from(quiet, "backlog", f"offered {rate:,.0f}/s, writer idle", "hcserver", note=held))
+    before = flush_status(ours.server, s.keys)
+    pending = int(before.get("pending", 0)) if before is not None else 0
+    budget = max(1, cfg.backlog_pings - pending + 10)
+    preload = s.load(ours.server, s.spec(paths=paths, budget=budget), ours)
+    s.add(
+        row_from(
+            preload,
+            "backlog",
+            f"preload to {cfg.backlog_pings:,} pending, c={cfg.connections}",
+            "hcserver",
+            note=f"{budget:,} pings",
+        )
+    )
+    start = flush_status(ours.server, s.keys)
+    flushes0 = start.get("flushes") if start is not None else None
+    pending0 = float(start.get("pending", 0)) if start is not None else 0.0
+
+    def flushed(status: dict[str, Any]) -> bool:
+        if isinstance(flushes0, int) and isinstance(status.get("flushes"), int):
+            return bool(status["flushes"] > flushes0)
+        return float(status.get("pending", 0)) < pending0 / 2
+
+    with StatusPoller(ours.server, s.keys, interval_s=0.02) as poller:
+        result = s.load(
+            ours.server,
+            replace(paced, duration_s=cfg.backlog_max_s),
+            ours,
+            should_stop=(lambda: poller.seen(flushed, min_s=0.5)) if start is not None else None,
+        )
+    if start is None:
+        note = "verbose status n/a: measured for a fixed time after the preload"
+    else:
+        done = [t for t, st in poller.samples if flushed(st)]
+        last = poller.samples[-1][1] if poller.samples else {}
+        note = (
+            f"{pending0:,.0f} pending at start; "
+            + (f"flushed after {done[0] - poller.started:.2f} s" if done else "flush not finished in the run")
+            + f"; last flush {last.get('last_flush_size', 'n/a')} rows in {last.get('last_flush_ms', 'n/a')} ms"
+        )
+    row = s.add(row_from(result, "backlog", f"offered {rate:,.0f}/s while flushing the backlog", "hcserver", note=note))
+    added = row.p99_ms - quiet_row.p99_ms if row.p99_ms is not None and quiet_row.p99_ms is not None else None
+    s.add_target(
+        Target("p99 added while flushing a backlog", added, "<=", 2.0, "ms", note="vs the same rate, writer idle")
+    )
+
+
+def scenario_burst(s: Suite) -> None:
+    cfg = s.config
+    ours = s.target("small")
+    paths = ours.paths("uuid")
+    budget = cfg.burst_pings
+    steady = s.load(ours.server, s.spec(paths=paths, budget=budget, max_seconds=120.0), ours)
+    steady_row = row_from(steady, "burst", f"{budget:,} pings at steady c={cfg.connections}", "hcserver")
+    steady_row.value, steady_row.unit = steady.elapsed_s, "s"
+    s.add(steady_row)
+    burst = s.load(
+        ours.server, s.spec(paths=paths, connections=cfg.burst_connections, budget=budget, max_seconds=120.0), ours
+    )
+    burst_row = row_from(
+        burst, "burst", f"{budget:,} pings from {cfg.burst_connections:,} connections at once", "hcserver"
+    )
+    burst_row.value, burst_row.unit = burst.elapsed_s, "s"
+    s.add(burst_row)
+    s.add_target(
+        Target("burst errors", float(burst.errors), "<=", 0.0, "", note=f"{burst.ok:,} of {budget:,} answered 2xx")
+    )
+    s.add_target(
+        Target(
+            "burst absorb time / same pings at steady c=50", _ratio(burst.elapsed_s, steady.elapsed_s), "<=", 1.5, "x"
+        )
+    )
+
+
+def scenario_durability(s: Suite) -> None:
+    cfg = s.config
+    write_behind = s.target("small")
+    durable = s.target("durable")
+    with StatusPoller(write_behind.server, s.keys, interval_s=0.02) as poller:
+        wb = s.load(
+            write_behind.server, s.spec(paths=write_behind.paths("uuid"), duration_s=cfg.duration_s), write_behind
+        )
+    s.load(durable.server, s.spec(paths=durable.paths("uuid"), duration_s=cfg.warmup_s), durable)
+    du = s.load(durable.server, s.spec(paths=durable.paths("uuid"), duration_s=cfg.duration_s), durable)
+    case = f"uuid success, {cfg.small_checks:,} checks"
+    s.add(row_from(wb, "durability", case, "hcserver"))
+    s.add(
+        row_from(du, "durability", case, "hcserver --durable", note=f"{_ratio(du.rps, wb.rps) or 0:.2f}x write-behind")
+    )
+    lag = persistence_lag(poller.samples)
+    if lag is None:
+        s.add(
+            Row("durability", "persistence lag, answer to commit", "hcserver", note="n/a: verbose status not available")
+        )
+    else:
+        s.add(
+            Row(
+                "durability", "persistence lag, answer to commit", "hcserver", p50_ms=lag[0], p99_ms=lag[1], note=lag[2]
+            )
+        )
+    s.add_target(Target("durable throughput / write-behind", _ratio(du.rps, wb.rps), ">=", 0.5, "x"))
+
+
+def scenario_memory(s: Suite) -> None:
+    large = s.target("large")
+    n = len(large.checks)
+    s.add(
+        Row(
+            "memory",
+            f"create {n:,} checks through the API",
+            "hcserver",
+            rps=n / large.create_s if large.create_s else None,
+            value=large.create_s,
+            unit="s",
+        )
+    )
+    per_check: float | None = None
+    note = "VmRSS n/a"
+    if large.rss_empty_kib is not None and large.rss_checks_kib is not None:
+        per_check = (large.rss_checks_kib - large.rss_empty_kib) / n
+        note = f"VmRSS {large.rss_empty_kib / 1024:,.1f} MiB empty -> {large.rss_checks_kib / 1024:,.1f} MiB"
+    s.add(Row("memory", f"RSS per check at {n:,} checks", "hcserver", value=per_check, unit="KiB", note=note))
+    scale = "" if n >= 100_000 else f"measured at {n:,} checks"
+    s.add_target(Target("RSS per check", per_check, "<=", 1.0, "KiB", note=scale))
+
+
+def scenario_recovery(s: Suite) -> None:
+    cfg = s.config
+    cases = [
+        (label, pings)
+        for label, pings in (("mid", cfg.mid_pings), ("large", cfg.large_pings))
+        if s._checks_for(label) > 0
+    ]
+    for label, pings_wanted in cases:
+        target = s.target(label)
+        n = len(target.checks)
+        missing = pings_wanted - target.expected
+        if missing > 0:
+            allowed = max(3.0, s.time_left() - cfg.reserve_s)
+            spec = s.spec(paths=target.paths("uuid"), budget=missing, duration_s=allowed, max_seconds=allowed + 30.0)
+            fill = s.load(target.server, spec, target)
+            s.add(row_from(fill, "recovery", f"store pings, {n:,} checks", "hcserver"))
+        stored = target.expected
+        code, stop_s, ready_s = target.restart()
+        note = f"SIGTERM to exit {stop_s:.2f} s, exit code {code}"
+        if stored < pings_wanted:
+            note += f"; only {stored:,} of {pings_wanted:,} pings stored in the time budget"
+        s.add(
+            Row(
+                "recovery",
+                f"start to ready, {n:,} checks + {stored:,} pings",
+                "hcserver",
+                value=ready_s,
+                unit="s",
+                note=note,
+            )
+        )
+        if code != 0:
+            raise RuntimeError(f"hcserver ({label}) exited with {code} on SIGTERM, expected 0")
+        if label == "large":
+            scale = "" if n >= 100_000 and stored >= 1_000_000 else f"measured at {n:,} checks + {stored:,} pings"
+            s.add_target(Target("recovery of 100k checks + 1M pings", ready_s, "<=", 2.0, "s", note=scale))
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    title: str
+    run: Callable[[Suite], None]
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("baselines", "uuid pings, ours vs bare Tornado web and delegate, interleaved", scenario_baselines),
+        Scenario("throughput", "ping throughput at c=50 per kind of ping, small store", scenario_throughput),
+        Scenario("latency", "p50/p99/p99.9 at c=1 and at half our peak rate, ours vs bare delegate", scenario_latency),
+        Scenario("backlog", "latency while the writer flushes a backlog of pings", scenario_backlog),
+        Scenario("burst", "a cron storm: many pings from many connections at once", scenario_burst),
+        Scenario("durability", "write-behind vs --durable, persistence lag", scenario_durability),
+        Scenario("throughput-100k", "ping throughput at c=50 per kind of ping, 100k checks", scenario_throughput_large),
+        Scenario("memory", "RSS per check", scenario_memory),
+        Scenario("recovery", "start to ready with many checks and stored pings", scenario_recovery),
+    )
+}
