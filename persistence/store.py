@@ -1,9 +1,9 @@
 """The SQLite file: schema, pragmas, and batch writes in one transaction.
 
 The store deals in encoded rows only (ids, numbers and msgpack bytes); `writebehind` and `recovery`
-turn domain objects into rows and back through `codec`. One connection writes, owned by the single
-writer task; a second, read-only connection serves history reads, so a read never waits for a
-flush (WAL lets readers see the last commit while a writer works).
+turn domain objects into rows and back through `codec`. One connection writes, on a thread of its
+own (a flush is one call into it); a second, read-only connection serves history reads, so a read
+never waits for a flush (WAL lets readers see the last commit while a writer works).
 
     >>> store = await Store.open("data.db")
     >>> secret = await store.secret()
@@ -13,18 +13,22 @@ flush (WAL lets readers see the last commit while a writer works).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 SECRET_BYTES = 32
@@ -87,14 +91,42 @@ class WriteSet:
         )  # fmt: skip
 
 
-def _upsert(table: str, key: tuple[str, ...], values: tuple[str, ...]) -> str:
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """A statement taking many rows at once: `head` + "(?, ?), (?, ?), ..." + `tail`."""
+
+    head: str
+    width: int
+    tail: str = ""
+
+    def sql(self, count: int) -> str:
+        group = "(" + ", ".join("?" * self.width) + ")"
+        return f"{self.head} {', '.join([group] * count)} {self.tail}"
+
+
+def _upsert_rows(table: str, key: tuple[str, ...], values: tuple[str, ...]) -> _Rows:
     # An upsert updates the row in place; INSERT OR REPLACE deletes and re-inserts it, which made
     # flushes of many check snapshots about half as fast.
-    columns = ", ".join(key + values)
-    marks = ", ".join("?" * len(key + values))
     updates = ", ".join(f"{name} = excluded.{name}" for name in values)
-    return f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    return _Rows(
+        f"INSERT INTO {table} ({', '.join(key + values)}) VALUES",
+        len(key + values),
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
+    )
 
+
+_PROJECT_ROWS = _upsert_rows("projects", ("id",), ("data",))
+_CHECK_ROWS = _upsert_rows("checks", ("id",), ("project_id", "data"))
+_CHANNEL_ROWS = _upsert_rows("channels", ("id",), ("project_id", "data"))
+_NOTIFICATION_ROWS = _upsert_rows("notifications", ("check_id", "flip_created", "channel_id"), ("status", "data"))
+_PING_ROWS = _upsert_rows("pings", ("check_id", "n"), ("data",))
+_FLIP_ROWS = _Rows("INSERT OR REPLACE INTO flips (seq, check_id, created, data) VALUES", 4)
+# (check id, highest n to delete) rows: one range delete per check, through the (check_id, n) index.
+_PRUNE_ROWS = _Rows(
+    "DELETE FROM pings WHERE id IN (SELECT p.id FROM (VALUES",
+    2,
+    ") AS v JOIN pings AS p ON p.check_id = v.column1 AND p.n <= v.column2)",
+)
 
 _CHECK_DELETES = (
     "DELETE FROM checks WHERE id = ?",
@@ -113,14 +145,48 @@ _FLIP_PRUNES = (
 )
 
 
+class _WriterThread:
+    """The writing connection, on one thread of its own.
+
+    A flush is a single call into this thread (BEGIN ... COMMIT inside it), not one round trip per
+    statement: each round trip has to win the GIL back from the event loop, and while pings keep
+    the loop busy that wait made a flush of a few hundred rows take hundreds of milliseconds.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hcserver-sqlite-writer")
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        assert self._conn is not None, "the writer is not connected"
+        return self._conn
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def connect(self, path: str, timeout: float) -> None:
+        # isolation_level=None: no implicit transactions; every flush says BEGIN and COMMIT itself.
+        # check_same_thread=False only lets the connection be made here: it is used on one thread.
+        self._conn = await self.call(
+            partial(sqlite3.connect, path, isolation_level=None, timeout=timeout, check_same_thread=False)
+        )
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self.call(self._conn.close)
+            self._conn = None
+        self._pool.shutdown(wait=False)
+
+
 class Store:
     """One SQLite file in WAL mode. Open with `await Store.open(path)`; close with `await close()`."""
 
     def __init__(
         self,
         path: str,
-        writer: aiosqlite.Connection,
-        reader: aiosqlite.Connection,
+        writer: _WriterThread,
+        reader: aiosqlite.Connection | None,
         secret: bytes,
         flip_seq: int,
         durable: bool = False,
@@ -128,6 +194,8 @@ class Store:
         self.path = path
         self.durable = durable
         self._writer = writer
+        # None for ":memory:", where a second connection would see another, empty database:
+        # reads then go through the writer's thread.
         self._reader = reader
         self._secret = secret
         # Highest flip sequence number stored: the writer numbers new flips after it.
@@ -139,29 +207,19 @@ class Store:
         (synchronous=FULL); otherwise a commit survives a crash of the process but may be lost with
         the machine's power (synchronous=NORMAL, the usual WAL choice)."""
         path = str(path)
-        # isolation_level=None: no implicit transactions; every flush says BEGIN and COMMIT itself.
-        writer = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        writer = _WriterThread()
+        reader: aiosqlite.Connection | None = None
         try:
-            await _run(writer, f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await writer.connect(path, busy_timeout_ms / 1000)
+            secret, flip_seq = await writer.call(_prepare, writer.conn, path, durable, busy_timeout_ms)
             if path != ":memory:":
-                await _run(writer, "PRAGMA journal_mode = WAL")
-            await _run(writer, f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-            # Flushes touch pages all over the checks table and the pings index: a bigger page cache
-            # keeps them hot, and rarer checkpoints write a page rewritten by several flushes once.
-            await _run(writer, "PRAGMA cache_size = -32000")
-            await _run(writer, "PRAGMA wal_autocheckpoint = 10000")
-            await _run(writer, "PRAGMA journal_size_limit = 67108864")
-            secret = await _migrate(writer, path)
-            flip_seq = await _scalar(writer, "SELECT COALESCE(MAX(seq), 0) FROM flips")
-            if path == ":memory:":
-                reader = writer  # a second connection would see another, empty database
-            else:
                 reader = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
-                await _run(reader, "PRAGMA query_only = 1")
+                async with reader.execute("PRAGMA query_only = 1"):
+                    pass
         except BaseException:
             await writer.close()
             raise
-        return cls(path, writer, reader, secret, int(flip_seq), durable)
+        return cls(path, writer, reader, secret, flip_seq, durable)
 
     async def secret(self) -> bytes:
         """The server's 32 random bytes, made when the file was created (API keys are hashed with it)."""
@@ -171,43 +229,19 @@ class Store:
         """The writer connection's value of a PRAGMA (journal_mode, synchronous, ...), for diagnostics."""
         if not name.isidentifier():
             raise ValueError(f"not a pragma name: {name!r}")
-        return await _scalar(self._writer, f"PRAGMA {name}")
+        return await self._writer.call(_one, self._writer.conn, f"PRAGMA {name}")
 
     async def close(self) -> None:
-        if self._reader is not self._writer:
+        if self._reader is not None:
             await self._reader.close()
+            self._reader = None
         await self._writer.close()
 
     # -- writing (the writer task only) -----------------------------------------------------------
 
     async def write(self, ws: WriteSet) -> None:
         """Apply one flush in one transaction; on any error roll back and raise (the caller retries)."""
-        db = self._writer
-        steps: list[tuple[str, Sequence[Any]]] = [
-            ("DELETE FROM projects WHERE id = ?", ws.project_deletes),
-            *((sql, ws.check_deletes) for sql in _CHECK_DELETES),
-            ("DELETE FROM channels WHERE id = ?", ws.channel_deletes),
-            ("DELETE FROM notifications WHERE check_id = ? AND flip_created = ? AND channel_id = ?",
-             ws.notification_deletes),
-            (_upsert("projects", ("id",), ("data",)), ws.projects),
-            (_upsert("checks", ("id",), ("project_id", "data")), ws.checks),
-            (_upsert("channels", ("id",), ("project_id", "data")), ws.channels),
-            (_upsert("notifications", ("check_id", "flip_created", "channel_id"), ("status", "data")),
-             ws.notifications),
-            (_upsert("pings", ("check_id", "n"), ("data",)), ws.pings),
-            ("DELETE FROM pings WHERE check_id = ? AND n <= ?", ws.ping_prunes),
-            ("INSERT OR REPLACE INTO flips (seq, check_id, created, data) VALUES (?, ?, ?, ?)", ws.flips),
-            *((sql, ws.flip_prunes) for sql in _FLIP_PRUNES),
-        ]  # fmt: skip
-        await _run(db, "BEGIN IMMEDIATE")
-        try:
-            for sql, params in steps:
-                if params:
-                    await _run_many(db, sql, params)
-            await _run(db, "COMMIT")
-        except BaseException:
-            await _rollback(db)
-            raise
+        await self._writer.call(_write, self._writer.conn, ws)
         if ws.flips:
             self.flip_seq = max(self.flip_seq, max(row[0] for row in ws.flips))
 
@@ -221,21 +255,19 @@ class Store:
         else:
             sql = "SELECT data FROM pings WHERE check_id = ? AND n > ? AND n < ? ORDER BY n DESC LIMIT ?"
             params = (check_id, above, below, limit)
-        return [row[0] for row in await self._reader.execute_fetchall(sql, params)]
+        return [row[0] for row in await self._fetch(sql, params)]
 
     async def get_ping(self, check_id: str, n: int) -> bytes | None:
-        rows = list(await self._reader.execute_fetchall(
-            "SELECT data FROM pings WHERE check_id = ? AND n = ?", (check_id, n)
-        ))  # fmt: skip
+        rows = await self._fetch("SELECT data FROM pings WHERE check_id = ? AND n = ?", (check_id, n))
         return rows[0][0] if rows else None
 
     async def flips(self, check_id: str, up_to_seq: int, limit: int) -> list[bytes]:
         """The newest `limit` flip rows with seq <= up_to_seq, oldest first."""
-        rows = await self._reader.execute_fetchall(
+        rows = await self._fetch(
             "SELECT data FROM flips WHERE check_id = ? AND seq <= ? ORDER BY seq DESC LIMIT ?",
             (check_id, up_to_seq, limit),
         )
-        return [row[0] for row in reversed(list(rows))]
+        return [row[0] for row in reversed(rows)]
 
     async def load_projects(self) -> list[bytes]:
         return await self._column("SELECT data FROM projects")
@@ -253,44 +285,112 @@ class Store:
         if status is not None:
             sql += " WHERE status = ?"
             params = (status,)
-        rows = await self._reader.execute_fetchall(sql, params)
+        rows = await self._fetch(sql, params)
         return [(str(r[0]), float(r[1]), str(r[2]), bytes(r[3])) for r in rows]
 
     async def count_pings(self) -> int:
-        return int(await _scalar(self._reader, "SELECT COUNT(*) FROM pings"))
+        rows = await self._fetch("SELECT COUNT(*) FROM pings")
+        return int(rows[0][0])
 
-    async def _column(self, sql: str, params: Iterable[Any] = ()) -> list[bytes]:
-        return [row[0] for row in await self._reader.execute_fetchall(sql, params)]
+    async def _column(self, sql: str, params: Sequence[Any] = ()) -> list[bytes]:
+        return [row[0] for row in await self._fetch(sql, params)]
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self._reader is None:
+            return await self._writer.call(_all, self._writer.conn, sql, params)
+        return list(await self._reader.execute_fetchall(sql, params))
 
 
-async def _run(db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> None:
+def _exec(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> None:
     # Closing the cursor at once finalizes its statement: one left open could pin a read snapshot.
-    async with db.execute(sql, params):
-        pass
+    conn.execute(sql, params).close()
 
 
-async def _run_many(db: aiosqlite.Connection, sql: str, params: Iterable[Iterable[Any]]) -> None:
-    async with db.executemany(sql, params):
-        pass
+def _one(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    row = conn.execute(sql, params).fetchone()
+    return row[0] if row else None
 
 
-async def _scalar(db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> Any:
-    rows = list(await db.execute_fetchall(sql, params))
-    return rows[0][0] if rows else None
+def _all(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    return conn.execute(sql, params).fetchall()
 
 
-async def _rollback(db: aiosqlite.Connection) -> None:
+# Rows per multi-row statement: one sqlite3_step each, where executemany makes one per row (and
+# Python's sqlite3 releases and retakes the GIL around every step). 500 x 5 columns is far below
+# SQLite's variable limit.
+ROWS_PER_STATEMENT = 500
+
+
+def _rows(conn: sqlite3.Connection, shape: _Rows, rows: Sequence[Sequence[Any]]) -> None:
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        _exec(conn, shape.sql(len(chunk)), [value for row in chunk for value in row])
+
+
+def _write(conn: sqlite3.Connection, ws: WriteSet) -> None:
+    """One flush, in one transaction, on the writer's thread."""
+    # Rare changes, one statement per row.
+    singles: list[tuple[str, Sequence[Any]]] = [
+        ("DELETE FROM projects WHERE id = ?", ws.project_deletes),
+        *((sql, ws.check_deletes) for sql in _CHECK_DELETES),
+        ("DELETE FROM channels WHERE id = ?", ws.channel_deletes),
+        ("DELETE FROM notifications WHERE check_id = ? AND flip_created = ? AND channel_id = ?",
+         ws.notification_deletes),
+    ]  # fmt: skip
+    # The bulk of a flush, many rows per statement.
+    bulk: list[tuple[_Rows, Sequence[Sequence[Any]]]] = [
+        (_PROJECT_ROWS, ws.projects),
+        (_CHECK_ROWS, ws.checks),
+        (_CHANNEL_ROWS, ws.channels),
+        (_NOTIFICATION_ROWS, ws.notifications),
+        (_PING_ROWS, ws.pings),
+        (_PRUNE_ROWS, ws.ping_prunes),
+        (_FLIP_ROWS, ws.flips),
+    ]
+    _exec(conn, "BEGIN IMMEDIATE")
+    try:
+        for sql, params in singles:
+            if params:
+                conn.executemany(sql, params).close()
+        for shape, rows in bulk:
+            if rows:
+                _rows(conn, shape, rows)
+        if ws.flip_prunes:
+            for sql in _FLIP_PRUNES:
+                conn.executemany(sql, ws.flip_prunes).close()
+        _exec(conn, "COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
     # SQLite may already have rolled back on its own (it does after some I/O errors).
     with contextlib.suppress(sqlite3.Error):
-        await _run(db, "ROLLBACK")
+        _exec(conn, "ROLLBACK")
 
 
-async def _migrate(db: aiosqlite.Connection, path: str) -> bytes:
+def _prepare(conn: sqlite3.Connection, path: str, durable: bool, busy_timeout_ms: int) -> tuple[bytes, int]:
+    """Pragmas, schema, secret: everything `open` does on the writer's thread. Returns (secret, flip seq)."""
+    _exec(conn, f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    if path != ":memory:":
+        _exec(conn, "PRAGMA journal_mode = WAL")
+    _exec(conn, f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+    # Flushes touch pages all over the checks table and the pings index: a bigger page cache
+    # keeps them hot, and rarer checkpoints write a page rewritten by several flushes once.
+    _exec(conn, "PRAGMA cache_size = -32000")
+    _exec(conn, "PRAGMA wal_autocheckpoint = 10000")
+    _exec(conn, "PRAGMA journal_size_limit = 67108864")
+    secret = _migrate(conn, path)
+    return secret, int(_one(conn, "SELECT COALESCE(MAX(seq), 0) FROM flips"))
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> bytes:
     """Bring the file to SCHEMA_VERSION and return the server secret, made here on first open."""
-    await _run(db, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID")
-    await _run(db, "BEGIN IMMEDIATE")
+    _exec(conn, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID")
+    _exec(conn, "BEGIN IMMEDIATE")
     try:
-        version = int(await _scalar(db, "SELECT value FROM meta WHERE key = 'schema_version'") or 0)
+        version = int(_one(conn, "SELECT value FROM meta WHERE key = 'schema_version'") or 0)
         if version > SCHEMA_VERSION:
             raise SchemaTooNew(
                 f"{path} has schema version {version}, but this hcserver only knows versions up to "
@@ -300,18 +400,18 @@ async def _migrate(db: aiosqlite.Connection, path: str) -> bytes:
         for step in range(version + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[step].split(";"):
                 if statement.strip():
-                    await _run(db, statement)
+                    _exec(conn, statement)
             log.info("database %s migrated to schema version %d", path, step)
         if version < SCHEMA_VERSION:
-            await _run(db, "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-        secret = await _scalar(db, "SELECT value FROM meta WHERE key = 'secret'")
+            _exec(conn, "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        secret = _one(conn, "SELECT value FROM meta WHERE key = 'secret'")
         if not isinstance(secret, bytes) or len(secret) != SECRET_BYTES:
             if secret is not None:
                 raise RuntimeError(f"{path}: the stored server secret is damaged; refusing to replace it")
             secret = secrets.token_bytes(SECRET_BYTES)
-            await _run(db, "INSERT INTO meta (key, value) VALUES ('secret', ?)", (secret,))
-        await _run(db, "COMMIT")
+            _exec(conn, "INSERT INTO meta (key, value) VALUES ('secret', ?)", (secret,))
+        _exec(conn, "COMMIT")
     except BaseException:
-        await _rollback(db)
+        _rollback(conn)
         raise
     return secret
