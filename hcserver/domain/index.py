@@ -43,9 +43,12 @@ class Index:
         self._by_api_key: dict[bytes, tuple[Project, bool]] = {}
         # project id -> uuid -> check, in creation order
         self._project_checks: dict[str, dict[str, Check]] = {}
-        # project id -> slug -> checks that share it (more than one answers 409)
-        self._slugs: dict[str, dict[str, list[Check]]] = {}
-        self._unique: dict[str, Check] = {}
+        # project id -> slug -> its check, or the list of checks that share it (a ping answers 409).
+        # Most slugs are unique: a list for each would cost ~90 bytes a check.
+        self._slugs: dict[str, dict[str, Check | list[Check]]] = {}
+        # The first 64 bits of a check's unique key -> the check (an int key is ~50 bytes smaller
+        # than the 40-character string); a hit is confirmed against the full key.
+        self._unique: dict[int, Check] = {}
         self.channels: dict[str, ChannelLike] = {}
         self._badge_keys: dict[str, str] = {}  # badge key -> project id
 
@@ -107,13 +110,13 @@ class Index:
     def add_check(self, check: Check) -> None:
         self.checks[check.uuid] = check
         self._project_checks[check.project_id][check.uuid] = check
-        self._unique[check.unique_key] = check
+        self._unique[_short(check.unique_key)] = check
         self._link_slug(check)
 
     def remove_check(self, check: Check) -> None:
         self.checks.pop(check.uuid, None)
         self._project_checks.get(check.project_id, {}).pop(check.uuid, None)
-        self._unique.pop(check.unique_key, None)
+        self._unique.pop(_short(check.unique_key), None)
         self._unlink_slug(check)
 
     def set_slug(self, check: Check, slug: str) -> None:
@@ -130,25 +133,51 @@ class Index:
         self.add_check(check)
 
     def by_slug(self, project_id: str, slug: str) -> list[Check]:
-        return self._slugs.get(project_id, {}).get(slug, [])
+        found = self._slugs.get(project_id, {}).get(slug)
+        if found is None:
+            return []
+        return found if isinstance(found, list) else [found]
 
     def by_unique_key(self, unique_key: str) -> Check | None:
-        return self._unique.get(unique_key)
+        if len(unique_key) != 40:
+            return None
+        try:
+            check = self._unique.get(_short(unique_key))
+        except ValueError:
+            return None
+        return check if check is not None and check.unique_key == unique_key else None
 
     def project_checks(self, project_id: str) -> Iterator[Check]:
         return iter(list(self._project_checks.get(project_id, {}).values()))
 
     def _link_slug(self, check: Check) -> None:
-        if check.slug:
-            self._slugs[check.project_id].setdefault(check.slug, []).append(check)
+        if not check.slug:
+            return
+        slugs = self._slugs[check.project_id]
+        found = slugs.get(check.slug)
+        if found is None:
+            slugs[check.slug] = check
+        elif isinstance(found, list):
+            found.append(check)
+        else:
+            slugs[check.slug] = [found, check]
 
     def _unlink_slug(self, check: Check) -> None:
         slugs = self._slugs.get(check.project_id)
         if not check.slug or slugs is None:
             return
-        same = slugs.get(check.slug)
-        if same is None:
-            return
-        same[:] = [c for c in same if c is not check]
-        if not same:
+        found = slugs.get(check.slug)
+        if found is check:
             del slugs[check.slug]
+        elif isinstance(found, list):
+            rest = [c for c in found if c is not check]
+            if len(rest) == 1:
+                slugs[check.slug] = rest[0]
+            elif rest:
+                slugs[check.slug] = rest
+            else:
+                del slugs[check.slug]
+
+
+def _short(unique_key: str) -> int:
+    return int(unique_key[:16], 16)

@@ -48,3 +48,28 @@ def test_remove_project_removes_its_checks():
     removed = index.remove_project("a")
     assert [c.uuid for c in removed] == ["1"]
     assert index.checks == {} and index.project_by_api_key(keys_a.api_key) is None
+
+
+def test_shared_slug_grows_and_shrinks():
+    index, *_ = setup()
+    checks = [Check(uuid=str(i), project_id="a", created=0, slug="same") for i in range(3)]
+    for check in checks:
+        index.add_check(check)
+    assert index.by_slug("a", "same") == checks
+    index.remove_check(checks[1])
+    assert index.by_slug("a", "same") == [checks[0], checks[2]]
+    index.set_slug(checks[0], "own")
+    assert index.by_slug("a", "same") == [checks[2]] and index.by_slug("a", "own") == [checks[0]]
+    index.remove_check(checks[2])
+    assert index.by_slug("a", "same") == []
+
+
+def test_unique_key_lookup_needs_the_whole_key():
+    index, *_ = setup()
+    check = Check(uuid="11111111-2222-3333-4444-555555555555", project_id="a", created=0)
+    index.add_check(check)
+    key = check.unique_key
+    assert index.by_unique_key(key) is check
+    assert index.by_unique_key(key[:16] + "0" * 24) is None  # same first 64 bits, another key
+    assert index.by_unique_key("zz" + key[2:]) is None
+    assert index.by_unique_key(key[:39]) is None
