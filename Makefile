@@ -20,6 +20,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $@ $(VENV)/.installed $(VENV)/.installed-test
+
 run: $(VENV)/.installed
 	mkdir -p $(dir $(DB))
 	$(BIN)/hcserver serve --host $(HOST) --port $(PORT) --db $(DB)
@@ -29,6 +33,15 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# The bench drives load with wrk (Debian: apt-get install -y wrk); results go to bench/results/.
+bench: $(VENV)/.installed-bench
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install -y wrk"; exit 2; }
+	$(BIN)/python -m bench
+
+bench-quick: $(VENV)/.installed-bench
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install -y wrk"; exit 2; }
+	$(BIN)/python -m bench --quick
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
