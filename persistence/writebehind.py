@@ -26,6 +26,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar
 
 from hcserver.domain.checks import Check
@@ -150,6 +151,7 @@ class WriteBehind:
     ) -> None:
         self._store = store
         self._codec = Codec()
+        self._thread_codec = Codec()
         self._interval = flush_interval_ms / 1000
         self._flush_batch = max(1, flush_batch)
         self._max_pending = max(1, max_pending)
@@ -448,16 +450,18 @@ class WriteBehind:
             if data is not None:
                 ws.notifications.append((*key, str(record.get("status", "")), data))
         limit = self.ping_log_limit
+        chosen: list[tuple[str, list[Ping]]] = []
         for uuid, pings in batch.pings.items():
-            # Pings that this same flush would prune are not written at all.
-            floor = max(p.n for p in pings) - limit
-            for ping in pings:
-                if ping.n > floor:
-                    data = self._safely(codec.encode_ping, ping)
-                    if data is not None:
-                        ws.pings.append((uuid, ping.n, data))
+            # A check's pings are kept in order of n, one apart: the newest is the last, and the
+            # ones this same flush would prune (all but the newest `limit`) are not written at all.
+            # O(1) per check here: this part runs on the event loop.
+            floor = pings[-1].n - limit
+            chosen.append((uuid, pings[-limit:] if len(pings) > limit else pings))
             if floor > 0:
                 ws.ping_prunes.append((uuid, floor))
+        # Pings never change once recorded, so they can be encoded on the writer's thread, off the
+        # event loop (checks above are snapshots of live objects: those must be taken here).
+        ws.prepare = partial(self._encode_pings, chosen, ws.pings)
         for uuid, flips in batch.flips.items():
             for flip in flips:
                 data = self._safely(codec.encode_flip, flip)
@@ -466,6 +470,14 @@ class WriteBehind:
                     ws.flips.append((self._next_flip_seq, uuid, flip.created, data))
             ws.flip_prunes.append((uuid, self.flip_limit))
         return ws
+
+    def _encode_pings(self, chosen: list[tuple[str, list[Ping]]], rows: list[tuple[str, int, bytes]]) -> None:
+        encode = self._thread_codec.encode_ping  # a Codec of its own: this runs on the writer's thread
+        for uuid, pings in chosen:
+            for ping in pings:
+                data = self._safely(encode, ping)
+                if data is not None:
+                    rows.append((uuid, ping.n, data))
 
     def _safely(self, encode: Callable[[Any], bytes], obj: Any) -> bytes | None:
         # One record that cannot be encoded must not stop every other change from being written.
