@@ -14,7 +14,6 @@ import asyncio
 import gc
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,9 +86,6 @@ class Runtime:
         notifier.resume(await load_notifications(store, PENDING))
         scheduler_task = asyncio.ensure_future(scheduler.run())
 
-        # The writer thread encodes and binds big flushes holding the GIL; hand it back to the event
-        # loop every 0.5 ms rather than Python's default 5 ms, so pings keep flowing meanwhile.
-        sys.setswitchinterval(0.0005)
         # Everything recovered lives as long as the process: keep the collector from rescanning it.
         gc.collect()
         gc.freeze()
