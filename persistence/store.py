@@ -82,9 +82,6 @@ class WriteSet:
     flips: list[tuple[int, str, float, bytes]] = field(default_factory=list)
     # (check id, flips to keep): also forgets notifications of the flips pruned
     flip_prunes: list[tuple[str, int]] = field(default_factory=list)
-    # Run on the writer's thread before the transaction, to fill rows whose encoding can be left
-    # off the event loop (the bulk of a big flush: encoding 50,000 pings took the loop ~0.1 s).
-    prepare: Callable[[], None] | None = None
 
     def rows(self) -> int:
         return (
@@ -332,8 +329,6 @@ def _rows(conn: sqlite3.Connection, shape: _Rows, rows: Sequence[Sequence[Any]])
 
 def _write(conn: sqlite3.Connection, ws: WriteSet) -> None:
     """One flush, in one transaction, on the writer's thread."""
-    if ws.prepare is not None:
-        ws.prepare()
     # Rare changes, one statement per row.
     singles: list[tuple[str, Sequence[Any]]] = [
         ("DELETE FROM projects WHERE id = ?", ws.project_deletes),

@@ -26,7 +26,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from functools import partial
 from typing import Any, TypeVar
 
 from hcserver.domain.checks import Check
@@ -51,7 +50,7 @@ class _Batch:
 
     __slots__ = (
         "accepted", "channel_deletes", "channels", "check_deletes", "checks", "flips", "future",
-        "notification_deletes", "notifications", "pings", "project_deletes", "projects", "waiters",
+        "notification_deletes", "notifications", "ping_rows", "pings", "project_deletes", "projects", "waiters",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -64,6 +63,9 @@ class _Batch:
         self.notifications: dict[NotificationKey, dict[str, Any]] = {}
         self.notification_deletes: set[NotificationKey] = set()
         self.pings: dict[str, list[Ping]] = {}
+        # The same pings as rows ready to write, encoded when recorded: a ping costs ~1 us more, and
+        # a big flush has no Python-level encoding left to hold the GIL against the event loop.
+        self.ping_rows: dict[str, list[tuple[str, int, bytes]]] = {}
         self.flips: dict[str, list[Flip]] = {}
         # Clock reading of every change accepted: their count is the batch's size, their ages the lags.
         self.accepted: list[float] = []
@@ -86,6 +88,7 @@ class _Batch:
     def delete_check(self, uuid: str) -> None:
         self.checks.pop(uuid, None)
         self.pings.pop(uuid, None)
+        self.ping_rows.pop(uuid, None)
         self.flips.pop(uuid, None)
         self.check_deletes.add(uuid)
         for key in [k for k in self.notifications if k[0] == uuid]:
@@ -110,6 +113,8 @@ class _Batch:
         self.notifications.update(later.notifications)
         for uuid, pings in later.pings.items():
             self.pings.setdefault(uuid, []).extend(pings)
+        for uuid, rows in later.ping_rows.items():
+            self.ping_rows.setdefault(uuid, []).extend(rows)
         for uuid, flips in later.flips.items():
             self.flips.setdefault(uuid, []).extend(flips)
         self.accepted.extend(later.accepted)
@@ -151,7 +156,6 @@ class WriteBehind:
     ) -> None:
         self._store = store
         self._codec = Codec()
-        self._thread_codec = Codec()
         self._interval = flush_interval_ms / 1000
         self._flush_batch = max(1, flush_batch)
         self._max_pending = max(1, max_pending)
@@ -193,10 +197,14 @@ class WriteBehind:
         uuid = check.uuid
         batch.checks[uuid] = check
         pings = batch.pings.get(uuid)
+        data = self._safely(self._codec.encode_ping, ping)
         if pings is None:
             batch.pings[uuid] = [ping]
+            batch.ping_rows[uuid] = [] if data is None else [(uuid, ping.n, data)]
         else:
             pings.append(ping)
+            if data is not None:
+                batch.ping_rows[uuid].append((uuid, ping.n, data))
         if flip is not None:
             batch.add_flip(uuid, flip)
         return self._accepted(batch)
@@ -450,18 +458,14 @@ class WriteBehind:
             if data is not None:
                 ws.notifications.append((*key, str(record.get("status", "")), data))
         limit = self.ping_log_limit
-        chosen: list[tuple[str, list[Ping]]] = []
         for uuid, pings in batch.pings.items():
             # A check's pings are kept in order of n, one apart: the newest is the last, and the
             # ones this same flush would prune (all but the newest `limit`) are not written at all.
-            # O(1) per check here: this part runs on the event loop.
             floor = pings[-1].n - limit
-            chosen.append((uuid, pings[-limit:] if len(pings) > limit else pings))
+            rows = batch.ping_rows[uuid]
+            ws.pings.extend(rows[-limit:] if len(rows) > limit else rows)
             if floor > 0:
                 ws.ping_prunes.append((uuid, floor))
-        # Pings never change once recorded, so they can be encoded on the writer's thread, off the
-        # event loop (checks above are snapshots of live objects: those must be taken here).
-        ws.prepare = partial(self._encode_pings, chosen, ws.pings)
         for uuid, flips in batch.flips.items():
             for flip in flips:
                 data = self._safely(codec.encode_flip, flip)
@@ -470,14 +474,6 @@ class WriteBehind:
                     ws.flips.append((self._next_flip_seq, uuid, flip.created, data))
             ws.flip_prunes.append((uuid, self.flip_limit))
         return ws
-
-    def _encode_pings(self, chosen: list[tuple[str, list[Ping]]], rows: list[tuple[str, int, bytes]]) -> None:
-        encode = self._thread_codec.encode_ping  # a Codec of its own: this runs on the writer's thread
-        for uuid, pings in chosen:
-            for ping in pings:
-                data = self._safely(encode, ping)
-                if data is not None:
-                    rows.append((uuid, ping.n, data))
 
     def _safely(self, encode: Callable[[Any], bytes], obj: Any) -> bytes | None:
         # One record that cannot be encoded must not stop every other change from being written.
