@@ -8,12 +8,10 @@ else.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import signal
-
 from tornado import httputil
 from tornado.httpserver import HTTPServer
+
+from bench.baseline_process import run
 
 _HEADERS = (("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "2"))
 
@@ -49,23 +47,14 @@ class OkDelegate(httputil.HTTPServerConnectionDelegate):
         return _OkMessage(request_conn)
 
 
-async def serve(host: str, port: int) -> None:
+def start(host: str, port: int) -> HTTPServer:
     server = HTTPServer(OkDelegate())
     server.listen(port, address=host, backlog=4096)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    server.stop()
+    return server
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port))
+    run(start, (__doc__ or "").splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,10 @@ python -m bench.baseline_web --port 8001
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import signal
-
 from tornado import web
+from tornado.httpserver import HTTPServer
+
+from bench.baseline_process import run
 
 
 class OkHandler(web.RequestHandler):
@@ -28,22 +27,12 @@ def make_app() -> web.Application:
     return web.Application([(r"/(.*)", OkHandler)])
 
 
-async def serve(host: str, port: int) -> None:
-    server = make_app().listen(port, address=host, backlog=4096)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    server.stop()
+def start(host: str, port: int) -> HTTPServer:
+    return make_app().listen(port, address=host, backlog=4096)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port))
+    run(start, (__doc__ or "").splitlines()[0], argv)
 
 
 if __name__ == "__main__":
