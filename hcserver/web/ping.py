@@ -135,7 +135,7 @@ def client_address(forwarded: str, peer: str) -> str:
 class Answers:
     """Ping answers, their headers built once per (code, text) and copied per request.
 
-    Building an HTTPHeaders normalises and validates each name and value; with the six headers a
+    Building an HTTPHeaders normalises and validates each name and value; with the five headers a
     ping answer carries that was a visible share of a ping's cost. A copy of the prepared mapping is
     all tornado needs: it only ever replaces entries of the headers it is given, never appends.
     """
@@ -273,7 +273,7 @@ class PingDelegate(httputil.HTTPMessageDelegate):
             self.reply(431, "request headers too large")
             return None
         if path == "/" or path.startswith(APP_PREFIXES) or path.startswith("/?"):
-            return self._hand_to_app(start_line, headers)
+            return self._hand_to_app(start_line, headers, length)
         if length.isdigit() and int(length) > self.dispatcher.ctx.settings.max_request_body:
             self.reply(413, "request body too large")
         return None
@@ -389,20 +389,12 @@ class PingDelegate(httputil.HTTPMessageDelegate):
         )
         self.conn.finish()
 
-    def _hand_to_app(self, start_line: httputil.RequestStartLine, headers: HTTPHeaders) -> Awaitable[None] | None:
+    def _hand_to_app(
+        self, start_line: httputil.RequestStartLine, headers: HTTPHeaders, length: str
+    ) -> Awaitable[None] | None:
         settings = self.dispatcher.ctx.settings
-        length = headers.get("Content-Length")
-        self.conn.set_max_body_size(settings.max_api_body)  # type: ignore[attr-defined]
-        request = httputil.HTTPServerRequest(
-            connection=self.conn,
-            server_connection=self.server_conn,
-            start_line=start_line,
-            headers=headers,
-        )
-        if length is not None and length.isdigit() and int(length) > settings.max_api_body:
-            self.method = start_line.method
+        if length.isdigit() and int(length) > settings.max_api_body:
             self.done = True
-            self.conn.set_max_body_size(2**62)  # type: ignore[attr-defined]
             body = b'{"error": "request body too large"}'
             self.conn.write_headers(
                 ResponseStartLine("HTTP/1.1", 413, "Request Entity Too Large"),
@@ -412,6 +404,11 @@ class PingDelegate(httputil.HTTPMessageDelegate):
             )  # fmt: skip
             self.conn.finish()
             return None
+        # A chunked body over the cap is refused by tornado itself (400) as it arrives.
+        self.conn.set_max_body_size(settings.max_api_body)  # type: ignore[attr-defined]
+        request = httputil.HTTPServerRequest(
+            connection=self.conn, server_connection=self.server_conn, start_line=start_line, headers=headers
+        )
         self.app_delegate = self.dispatcher.app.find_handler(request)
         return self.app_delegate.headers_received(start_line, headers)
 
