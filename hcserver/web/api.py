@@ -153,7 +153,7 @@ class ChecksHandler(ApiHandler):
             await settle(ctx.check_changed(existing))
             self.send(self.check_json(existing))
             return
-        check = new_check(ctx, project.id, ctx.clock())
+        check = new_check(project.id, ctx.clock())
         apply_spec(ctx, check, spec, self.version, creating=True)
         ctx.index.add_check(check)
         await settle(ctx.check_changed(check))

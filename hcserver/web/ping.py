@@ -352,7 +352,7 @@ class PingDelegate(httputil.HTTPMessageDelegate):
             if not create:
                 raise NotFound()
             assert route.slug is not None
-            check = new_check(ctx, project_id, now, name=route.slug, slug=route.slug)
+            check = new_check(project_id, now, name=route.slug, slug=route.slug)
             assign_all_channels(ctx, check)
             index.add_check(check)
             ctx.check_changed(check)

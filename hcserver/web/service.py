@@ -12,7 +12,7 @@ from hcserver.domain.slugs import slugify
 from hcserver.web.specs import CheckSpec
 
 
-def new_check(ctx: Context, project_id: str, now: float, name: str = "", slug: str | None = None) -> Check:
+def new_check(project_id: str, now: float, name: str = "", slug: str | None = None) -> Check:
     """A check with default settings; not yet in the index."""
     return Check(
         uuid=str(uuidlib.uuid4()),
