@@ -38,21 +38,22 @@ class Context:
 
     def ping_recorded(self, check: Check, ping: Ping, flip: Flip | None) -> Awaitable[None] | None:
         waiter = self.recorder.ping_recorded(check, ping, flip)
-        for observer in self.observers:
-            observer.check_changed(check)
-            if flip is not None:
-                observer.flipped(check, flip)
+        self._tell_observers(check, flip)
         return waiter
 
     def check_changed(self, check: Check, flip: Flip | None = None) -> Awaitable[None] | None:
         waiter = self.recorder.check_changed(check)
         if flip is not None:
             waiter = self.recorder.flip_made(check, flip) or waiter
+        self._tell_observers(check, flip)
+        return waiter
+
+    def _tell_observers(self, check: Check, flip: Flip | None) -> None:
+        # After the recorder: a notification made for the flip joins the flip's write batch.
         for observer in self.observers:
             observer.check_changed(check)
             if flip is not None:
                 observer.flipped(check, flip)
-        return waiter
 
     def check_deleted(self, check: Check) -> Awaitable[None] | None:
         self.index.remove_check(check)
