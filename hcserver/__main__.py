@@ -49,7 +49,8 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> Settings:
     }
     if "port" in overrides and not 0 <= overrides["port"] <= 65535:
         raise SettingsError("--port must be between 0 and 65535")
-    if ("host" in overrides and "SITE_ROOT" not in env) or ("port" in overrides and "SITE_ROOT" not in env):
+    if ("host" in overrides or "port" in overrides) and "SITE_ROOT" not in env:
+        # SITE_ROOT defaults to http://HOST:PORT: derive it again from the flags.
         overrides["site_root"] = ""
         overrides["ping_endpoint"] = env.get("PING_ENDPOINT", "")
     return settings.replace(**overrides) if overrides else settings

@@ -8,6 +8,7 @@ await server.stop()            # stop accepting, finish what is in flight
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import ssl
@@ -67,8 +68,6 @@ class HcServer:
         """Stop accepting, then close connections once their current request is answered."""
         self.http.stop()
         try:
-            import asyncio
-
             await asyncio.wait_for(self.http.close_all_connections(), timeout)
         except TimeoutError:
             log.warning("some connections were still open after %.0f s; closing them", timeout)
