@@ -172,6 +172,10 @@ class _WriterThread:
             partial(sqlite3.connect, path, isolation_level=None, timeout=timeout, check_same_thread=False)
         )
 
+    def dispose(self, garbage: list[Any]) -> None:
+        """Let this thread drop the last references to `garbage` (see Store.dispose)."""
+        self._pool.submit(_free_in_pieces, garbage)
+
     async def close(self) -> None:
         if self._conn is not None:
             await self.call(self._conn.close)
@@ -245,6 +249,15 @@ class Store:
         if ws.flips:
             self.flip_seq = max(self.flip_seq, max(row[0] for row in ws.flips))
 
+    def dispose(self, garbage: list[Any]) -> None:
+        """Free what a flush leaves behind on the writer's thread, not on the event loop.
+
+        Freeing a flush of 50,000 pings (their objects, rows and bytes) takes ~15 ms: on the event
+        loop that is one stall every ping waits behind, on the writer's thread the loop runs in
+        between. The caller must keep no other reference to what it passes.
+        """
+        self._writer.dispose(garbage)
+
     # -- reading ----------------------------------------------------------------------------------
 
     async def recent_pings(self, check_id: str, above: int, below: int | None, limit: int) -> list[bytes]:
@@ -299,6 +312,19 @@ class Store:
         if self._reader is None:
             return await self._writer.call(_all, self._writer.conn, sql, params)
         return list(await self._reader.execute_fetchall(sql, params))
+
+
+def _free_in_pieces(garbage: list[Any]) -> None:
+    # One list.clear() frees everything inside a single C call, holding the GIL throughout; the
+    # interpreter hands the GIL over only between bytecodes, so free a little at a time.
+    while garbage:
+        item = garbage.pop()
+        if isinstance(item, dict):
+            while item:
+                item.popitem()
+        elif isinstance(item, list):
+            while item:
+                del item[-256:]
 
 
 def _exec(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> None:

@@ -409,6 +409,10 @@ class WriteBehind:
             self._backoff = 0.0
             batch.settle()
             self._release_room()
+            garbage: list[Any] = [batch.pings, batch.ping_rows, batch.flips, batch.accepted, ws.pings]
+            batch.pings, batch.ping_rows, batch.flips, batch.accepted = {}, {}, {}, []
+            ws.pings = []
+            self._store.dispose(garbage)
             return True
 
     def _failed(self, exc: Exception, size: int) -> None:
