@@ -55,20 +55,20 @@ class _Skips:
             log.warning("skipped a stored %s: %s", what, reason)
 
 
-async def recover(store: Store, index: Index, *, count_pings: bool = True) -> RecoveryReport:
+async def recover(store: Store, index: Index) -> RecoveryReport:
     """Fill `index` from `store` and say what was found (also logged)."""
     # Loading 100k checks makes the collector run full passes that free nothing; it alone took
     # a third of the startup time. The objects made here live as long as the server anyway.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return await _recover(store, index, count_pings)
+        return await _recover(store, index)
     finally:
         if collecting:
             gc.enable()
 
 
-async def _recover(store: Store, index: Index, count_pings: bool) -> RecoveryReport:
+async def _recover(store: Store, index: Index) -> RecoveryReport:
     started = time.perf_counter()
     codec = Codec()
     skips = _Skips()
@@ -105,7 +105,7 @@ async def _recover(store: Store, index: Index, count_pings: bool) -> RecoveryRep
         except DecodeError as exc:
             skips.skip("channel", exc)
 
-    pings = await store.count_pings() if count_pings else 0
+    pings = await store.count_pings()
     if skips.count > _LOGGED_SKIPS:
         log.warning("... and %d more damaged rows skipped", skips.count - _LOGGED_SKIPS)
     report = RecoveryReport(projects, checks, channels, pings, skips.count, time.perf_counter() - started)

@@ -67,7 +67,6 @@ class WriteSet:
     project_deletes: list[tuple[str]] = field(default_factory=list)
     check_deletes: list[tuple[str]] = field(default_factory=list)
     channel_deletes: list[tuple[str]] = field(default_factory=list)
-    notification_deletes: list[NotificationKey] = field(default_factory=list)
     projects: list[tuple[str, bytes]] = field(default_factory=list)
     # (id, project id, data)
     checks: list[tuple[str, str, bytes]] = field(default_factory=list)
@@ -86,7 +85,7 @@ class WriteSet:
     def rows(self) -> int:
         return (
             len(self.project_deletes) + len(self.check_deletes) + len(self.channel_deletes)
-            + len(self.notification_deletes) + len(self.projects) + len(self.checks) + len(self.channels)
+            + len(self.projects) + len(self.checks) + len(self.channels)
             + len(self.notifications) + len(self.pings) + len(self.flips)
         )  # fmt: skip
 
@@ -360,9 +359,7 @@ def _write(conn: sqlite3.Connection, ws: WriteSet) -> None:
         ("DELETE FROM projects WHERE id = ?", ws.project_deletes),
         *((sql, ws.check_deletes) for sql in _CHECK_DELETES),
         ("DELETE FROM channels WHERE id = ?", ws.channel_deletes),
-        ("DELETE FROM notifications WHERE check_id = ? AND flip_created = ? AND channel_id = ?",
-         ws.notification_deletes),
-    ]  # fmt: skip
+    ]
     # The bulk of a flush, many rows per statement.
     bulk: list[tuple[_Rows, Sequence[Sequence[Any]]]] = [
         (_PROJECT_ROWS, ws.projects),

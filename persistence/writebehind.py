@@ -54,7 +54,7 @@ class _Batch:
 
     __slots__ = (
         "accepted", "channel_deletes", "channels", "check_deletes", "checks", "flips", "future",
-        "notification_deletes", "notifications", "ping_rows", "pings", "project_deletes", "projects", "waiters",
+        "notifications", "ping_rows", "pings", "project_deletes", "projects", "waiters",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -65,7 +65,6 @@ class _Batch:
         self.channels: dict[str, dict[str, Any]] = {}
         self.channel_deletes: set[str] = set()
         self.notifications: dict[NotificationKey, dict[str, Any]] = {}
-        self.notification_deletes: set[NotificationKey] = set()
         self.pings: dict[str, list[Ping]] = {}
         # The same pings as rows ready to write, encoded when recorded: a ping costs ~1 us more, and
         # a big flush has no Python-level encoding left to hold the GIL against the event loop.
@@ -108,9 +107,6 @@ class _Batch:
         for cid in later.channel_deletes:
             self.channels.pop(cid, None)
             self.channel_deletes.add(cid)
-        for key in later.notification_deletes:
-            self.notifications.pop(key, None)
-            self.notification_deletes.add(key)
         self.projects.update(later.projects)
         self.checks.update(later.checks)
         self.channels.update(later.channels)
@@ -260,12 +256,6 @@ class WriteBehind:
         `status` item (if any) is also kept in a column so unfinished ones can be loaded alone."""
         batch = self._pending
         batch.notifications[key] = record
-        return self._accepted(batch)
-
-    def notification_deleted(self, key: NotificationKey) -> Awaitable[None] | None:
-        batch = self._pending
-        batch.notifications.pop(key, None)
-        batch.notification_deletes.add(key)
         return self._accepted(batch)
 
     def _accepted(self, batch: _Batch) -> Awaitable[None] | None:
@@ -447,7 +437,6 @@ class WriteBehind:
             project_deletes=[(pid,) for pid in batch.project_deletes],
             check_deletes=[(uuid,) for uuid in batch.check_deletes],
             channel_deletes=[(cid,) for cid in batch.channel_deletes],
-            notification_deletes=list(batch.notification_deletes),
         )
         for project in batch.projects.values():
             data = self._safely(codec.encode_project, project)
