@@ -1,9 +1,11 @@
-"""The SQLite file: schema, pragmas, and batch writes in one transaction.
+"""The SQLite file: a writer process for flushes, and a read connection for history.
 
 The store deals in encoded rows only (ids, numbers and msgpack bytes); `writebehind` and `recovery`
-turn domain objects into rows and back through `codec`. One connection writes, on a thread of its
-own (a flush is one call into it); a second, read-only connection serves history reads, so a read
-never waits for a flush (WAL lets readers see the last commit while a writer works).
+turn domain objects into rows and back through `codec`. One connection writes, in a process of its
+own (`persistence.writer`; a flush is one request to it), so SQLite's work never holds this
+process's GIL against the event loop. A second, read-only connection serves history reads through
+aiosqlite, so a read never waits for a flush (WAL lets readers see the last commit while a writer
+works).
 
     >>> store = await Store.open("data.db")
     >>> secret = await store.secret()
@@ -15,54 +17,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
-import secrets
+import os
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from functools import partial
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
+import msgpack  # type: ignore[import-untyped]  # no stubs or py.typed upstream
+
+from persistence.pacing import Pacer
+from persistence.writer import FRAME_HEADER, ROWS_PER_STATEMENT, SCHEMA_VERSION, SchemaTooNew
+
+__all__ = ["SCHEMA_VERSION", "NotificationKey", "SchemaTooNew", "Store", "WriteSet", "WriterLost"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-SCHEMA_VERSION = 1
-SECRET_BYTES = 32
-
-# Each step takes the file from version (key - 1) to version key; applied in order, in one transaction.
-_MIGRATIONS: dict[int, str] = {
-    1: """
-    CREATE TABLE projects (id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
-    CREATE TABLE checks (id TEXT PRIMARY KEY, project_id TEXT NOT NULL, data BLOB NOT NULL) WITHOUT ROWID;
-    CREATE TABLE channels (id TEXT PRIMARY KEY, project_id TEXT NOT NULL, data BLOB NOT NULL) WITHOUT ROWID;
-    CREATE TABLE pings (id INTEGER PRIMARY KEY, check_id TEXT NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL);
-    CREATE UNIQUE INDEX pings_by_check ON pings (check_id, n);
-    CREATE TABLE flips (
-        seq INTEGER PRIMARY KEY, check_id TEXT NOT NULL, created REAL NOT NULL, data BLOB NOT NULL
-    );
-    CREATE INDEX flips_by_check ON flips (check_id, seq);
-    CREATE TABLE notifications (
-        check_id TEXT NOT NULL, flip_created REAL NOT NULL, channel_id TEXT NOT NULL,
-        status TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (check_id, flip_created, channel_id)
-    ) WITHOUT ROWID;
-    """,
-}
 
 # Key of a notification: (check uuid, the flip's created time, channel id).
 NotificationKey = tuple[str, float, str]
 
 
-class SchemaTooNew(RuntimeError):
-    """The file was written by a newer hcserver; refusing to touch it protects that data."""
+class WriterLost(RuntimeError):
+    """The writer process ended (or was ended) before it answered; the next call starts a new one."""
 
 
 @dataclass(slots=True)
 class WriteSet:
-    """Everything one flush writes, as SQL parameter rows. Deletes run before upserts."""
+    """Everything one flush writes, as SQL parameter rows. Deletes run before upserts.
+
+    The field order is the wire order `persistence.writer` expects.
+    """
 
     project_deletes: list[tuple[str]] = field(default_factory=list)
     check_deletes: list[tuple[str]] = field(default_factory=list)
@@ -90,96 +78,127 @@ class WriteSet:
         )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class _Rows:
-    """A statement taking many rows at once: `head` + "(?, ?), (?, ?), ..." + `tail`."""
-
-    head: str
-    width: int
-    tail: str = ""
-
-    def sql(self, count: int) -> str:
-        group = "(" + ", ".join("?" * self.width) + ")"
-        return f"{self.head} {', '.join([group] * count)} {self.tail}"
-
-
-def _upsert_rows(table: str, key: tuple[str, ...], values: tuple[str, ...]) -> _Rows:
-    # An upsert updates the row in place; INSERT OR REPLACE deletes and re-inserts it, which made
-    # flushes of many check snapshots about half as fast.
-    updates = ", ".join(f"{name} = excluded.{name}" for name in values)
-    return _Rows(
-        f"INSERT INTO {table} ({', '.join(key + values)}) VALUES",
-        len(key + values),
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
-    )
+# Bytes of a request buffered ahead of the writer's pipe before sending waits for room in it.
+_SEND_AHEAD = 1 << 18
+# Where `python -m persistence.writer` finds this package, installed or not.
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+# Errors the writer reports by name that are raised here as themselves (any other: WriterLost's
+# sibling RuntimeError, with the name in the message).
+_KNOWN_ERRORS: dict[str, type[Exception]] = {
+    "SchemaTooNew": SchemaTooNew,
+    "RuntimeError": RuntimeError,
+    "ValueError": ValueError,
+    **{name: getattr(sqlite3, name) for name in dir(sqlite3) if name.endswith("Error") or name == "Warning"},
+}
 
 
-_PROJECT_ROWS = _upsert_rows("projects", ("id",), ("data",))
-_CHECK_ROWS = _upsert_rows("checks", ("id",), ("project_id", "data"))
-_CHANNEL_ROWS = _upsert_rows("channels", ("id",), ("project_id", "data"))
-_NOTIFICATION_ROWS = _upsert_rows("notifications", ("check_id", "flip_created", "channel_id"), ("status", "data"))
-_PING_ROWS = _upsert_rows("pings", ("check_id", "n"), ("data",))
-_FLIP_ROWS = _Rows("INSERT OR REPLACE INTO flips (seq, check_id, created, data) VALUES", 4)
-# (check id, highest n to delete) rows: one range delete per check, through the (check_id, n) index.
-_PRUNE_ROWS = _Rows(
-    "DELETE FROM pings WHERE id IN (SELECT p.id FROM (VALUES",
-    2,
-    ") AS v JOIN pings AS p ON p.check_id = v.column1 AND p.n <= v.column2)",
-)
+class _WriterProcess:
+    """The client side of `persistence.writer`: one request at a time, over the child's pipes.
 
-_CHECK_DELETES = (
-    "DELETE FROM checks WHERE id = ?",
-    "DELETE FROM pings WHERE check_id = ?",
-    "DELETE FROM flips WHERE check_id = ?",
-    "DELETE FROM notifications WHERE check_id = ?",
-)
-_FLIP_PRUNES = (
-    """DELETE FROM flips WHERE check_id = ?1 AND seq <= (
-        SELECT seq FROM flips WHERE check_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2
-    )""",
-    # Notifications of flips no longer kept. (?2 is unused: executemany gives both statements one row.)
-    """DELETE FROM notifications WHERE check_id = ?1 AND ?2 IS NOT NULL AND flip_created < (
-        SELECT created FROM flips WHERE check_id = ?1 ORDER BY seq LIMIT 1
-    )""",
-)
-
-
-class _WriterThread:
-    """The writing connection, on one thread of its own.
-
-    A flush is a single call into this thread (BEGIN ... COMMIT inside it), not one round trip per
-    statement: each round trip has to win the GIL back from the event loop, and while pings keep
-    the loop busy that wait made a flush of a few hundred rows take hundreds of milliseconds.
+    If the process dies (or a call is cancelled halfway through a frame), the call raises
+    WriterLost and the next call starts a fresh process and opens the file again.
     """
 
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hcserver-sqlite-writer")
-        self._conn: sqlite3.Connection | None = None
+    def __init__(self, path: str, durable: bool, busy_timeout_ms: int) -> None:
+        self._open_args = [path, durable, busy_timeout_ms]
+        self._proc: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+        self.opened: list[Any] | None = None
 
     @property
-    def conn(self) -> sqlite3.Connection:
-        assert self._conn is not None, "the writer is not connected"
-        return self._conn
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+    async def open(self) -> list[Any]:
+        """Start the process and open the file: [secret, highest flip seq, versions migrated to]."""
+        async with self._lock:
+            if self._proc is None:
+                await self._start()
+            assert self.opened is not None
+            return self.opened
 
-    async def connect(self, path: str, timeout: float) -> None:
-        # isolation_level=None: no implicit transactions; every flush says BEGIN and COMMIT itself.
-        # check_same_thread=False only lets the connection be made here: it is used on one thread.
-        self._conn = await self.call(
-            partial(sqlite3.connect, path, isolation_level=None, timeout=timeout, check_same_thread=False)
-        )
+    async def call(self, *request: Any) -> Any:
+        return await self.send([msgpack.packb(list(request))])
 
-    def dispose(self, garbage: list[Any]) -> None:
-        """Let this thread drop the last references to `garbage` (see Store.dispose)."""
-        self._pool.submit(_free_in_pieces, garbage)
+    async def send(self, body: list[bytes]) -> Any:
+        """Send one request (a msgpack value in pieces) and return the result of its reply."""
+        async with self._lock:
+            if self._proc is None:
+                log.warning("starting a new SQLite writer process for %s", self._open_args[0])
+                await self._start()
+            return await self._exchange(body)
+
+    async def _start(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "persistence.writer",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        assert self._proc.stdin is not None
+        pipe = self._proc.stdin.transport.get_extra_info("pipe")
+        # A bigger pipe (Linux: up to 1 MiB unprivileged) takes a flush in fewer, larger writes.
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+        self._proc.stdin.transport.set_write_buffer_limits(high=_SEND_AHEAD)
+        try:
+            self.opened = await self._exchange([msgpack.packb(["open", *self._open_args])])
+        except BaseException:
+            if self._proc is not None:
+                await asyncio.shield(self._end(self._proc))
+            raise
+
+    async def _exchange(self, body: list[bytes]) -> Any:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(FRAME_HEADER.pack(sum(map(len, body))))
+            pacer = Pacer()
+            for piece in body:
+                # Piece by piece, waiting for room in the pipe: handing the transport a whole flush
+                # at once (4 MB for 50,000 pings) stalled the loop for ~4 ms copying it.
+                proc.stdin.write(piece)
+                await proc.stdin.drain()
+                if pacer.due():
+                    await pacer.rest()
+            head = await proc.stdout.readexactly(FRAME_HEADER.size)
+            reply = msgpack.unpackb(await proc.stdout.readexactly(FRAME_HEADER.unpack(head)[0]))
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            code = await self._end(proc, grace_s=1.0)
+            raise WriterLost(f"the SQLite writer process exited (code {code}) before answering") from exc
+        except BaseException:
+            # Cancelled halfway through a frame: the conversation cannot be resumed.
+            await asyncio.shield(self._end(proc))
+            raise
+        if reply[0]:
+            return reply[1]
+        name, message = reply[1], reply[2]
+        error = _KNOWN_ERRORS.get(name)
+        raise error(message) if error is not None else RuntimeError(f"{name}: {message}")
+
+    async def _end(self, proc: asyncio.subprocess.Process, grace_s: float = 0.0) -> int | None:
+        """Forget `proc`, kill it unless it exits within `grace_s`, and return its exit code."""
+        if self._proc is proc:
+            self._proc = None
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(proc.wait(), grace_s)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        return await proc.wait()
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self.call(self._conn.close)
-            self._conn = None
-        self._pool.shutdown(wait=False)
+        """Let the writer finish and exit (it closes the file when its stdin ends)."""
+        async with self._lock:
+            proc, self._proc = self._proc, None
+            if proc is None:
+                return
+            assert proc.stdin is not None
+            proc.stdin.close()
+            # Everything is committed by now; what is left is closing the file (a WAL checkpoint).
+            # If that hangs on a failing disk, killing the process loses nothing.
+            code = await self._end(proc, grace_s=2.0)
+            if code:
+                log.error("the SQLite writer process exited with code %s", code)
 
 
 class Store:
@@ -188,7 +207,7 @@ class Store:
     def __init__(
         self,
         path: str,
-        writer: _WriterThread,
+        writer: _WriterProcess,
         reader: aiosqlite.Connection | None,
         secret: bytes,
         flip_seq: int,
@@ -198,7 +217,7 @@ class Store:
         self.durable = durable
         self._writer = writer
         # None for ":memory:", where a second connection would see another, empty database:
-        # reads then go through the writer's thread.
+        # reads then go to the writer.
         self._reader = reader
         self._secret = secret
         # Highest flip sequence number stored: the writer numbers new flips after it.
@@ -210,11 +229,12 @@ class Store:
         (synchronous=FULL); otherwise a commit survives a crash of the process but may be lost with
         the machine's power (synchronous=NORMAL, the usual WAL choice)."""
         path = str(path)
-        writer = _WriterThread()
+        writer = _WriterProcess(path, durable, busy_timeout_ms)
         reader: aiosqlite.Connection | None = None
+        secret, flip_seq, migrated = await writer.open()
+        for version in migrated:
+            log.info("database %s migrated to schema version %d", path, version)
         try:
-            await writer.connect(path, busy_timeout_ms / 1000)
-            secret, flip_seq = await writer.call(_prepare, writer.conn, path, durable, busy_timeout_ms)
             if path != ":memory:":
                 reader = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
                 async with reader.execute("PRAGMA query_only = 1"):
@@ -232,7 +252,12 @@ class Store:
         """The writer connection's value of a PRAGMA (journal_mode, synchronous, ...), for diagnostics."""
         if not name.isidentifier():
             raise ValueError(f"not a pragma name: {name!r}")
-        return await self._writer.call(_one, self._writer.conn, f"PRAGMA {name}")
+        return await self._writer.call("one", f"PRAGMA {name}")
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's pid (None between a crash of it and the next write)."""
+        return self._writer.pid
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -243,19 +268,21 @@ class Store:
     # -- writing (the writer task only) -----------------------------------------------------------
 
     async def write(self, ws: WriteSet) -> None:
-        """Apply one flush in one transaction; on any error roll back and raise (the caller retries)."""
-        await self._writer.call(_write, self._writer.conn, ws)
+        """Apply one flush in one transaction; on any error the writer rolls back and this raises
+        (the caller retries). Rows are packed a few hundred at a time, letting pings through."""
+        packer = msgpack.Packer()
+        pacer = Pacer()
+        row_lists = [getattr(ws, f.name) for f in fields(ws)]
+        body = [packer.pack_array_header(2), packer.pack("write"), packer.pack_array_header(len(row_lists))]
+        for rows in row_lists:
+            body.append(packer.pack_array_header(-(-len(rows) // ROWS_PER_STATEMENT)))
+            for start in range(0, len(rows), ROWS_PER_STATEMENT):
+                body.append(packer.pack(rows[start : start + ROWS_PER_STATEMENT]))
+                if pacer.due():
+                    await pacer.rest()
+        await self._writer.send(body)
         if ws.flips:
             self.flip_seq = max(self.flip_seq, max(row[0] for row in ws.flips))
-
-    def dispose(self, garbage: list[Any]) -> None:
-        """Free what a flush leaves behind on the writer's thread, not on the event loop.
-
-        Freeing a flush of 50,000 pings (their objects, rows and bytes) takes ~15 ms: on the event
-        loop that is one stall every ping waits behind, on the writer's thread the loop runs in
-        between. The caller must keep no other reference to what it passes.
-        """
-        self._writer.dispose(garbage)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -309,133 +336,5 @@ class Store:
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._reader is None:
-            return await self._writer.call(_all, self._writer.conn, sql, params)
+            return list(await self._writer.call("all", sql, list(params)))
         return list(await self._reader.execute_fetchall(sql, params))
-
-
-def _free_in_pieces(garbage: list[Any]) -> None:
-    # One list.clear() frees everything inside a single C call, holding the GIL throughout; the
-    # interpreter hands the GIL over only between bytecodes, so free a little at a time.
-    while garbage:
-        item = garbage.pop()
-        if isinstance(item, dict):
-            while item:
-                item.popitem()
-        elif isinstance(item, list):
-            while item:
-                del item[-256:]
-
-
-def _exec(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> None:
-    # Closing the cursor at once finalizes its statement: one left open could pin a read snapshot.
-    conn.execute(sql, params).close()
-
-
-def _one(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
-    row = conn.execute(sql, params).fetchone()
-    return row[0] if row else None
-
-
-def _all(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-    return conn.execute(sql, params).fetchall()
-
-
-# Rows per multi-row statement: one sqlite3_step each, where executemany makes one per row (and
-# Python's sqlite3 releases and retakes the GIL around every step). 500 x 5 columns is far below
-# SQLite's variable limit.
-ROWS_PER_STATEMENT = 500
-
-
-def _rows(conn: sqlite3.Connection, shape: _Rows, rows: Sequence[Sequence[Any]]) -> None:
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        chunk = rows[start : start + ROWS_PER_STATEMENT]
-        _exec(conn, shape.sql(len(chunk)), [value for row in chunk for value in row])
-
-
-def _write(conn: sqlite3.Connection, ws: WriteSet) -> None:
-    """One flush, in one transaction, on the writer's thread."""
-    # Rare changes, one statement per row.
-    singles: list[tuple[str, Sequence[Any]]] = [
-        ("DELETE FROM projects WHERE id = ?", ws.project_deletes),
-        *((sql, ws.check_deletes) for sql in _CHECK_DELETES),
-        ("DELETE FROM channels WHERE id = ?", ws.channel_deletes),
-    ]
-    # The bulk of a flush, many rows per statement.
-    bulk: list[tuple[_Rows, Sequence[Sequence[Any]]]] = [
-        (_PROJECT_ROWS, ws.projects),
-        (_CHECK_ROWS, ws.checks),
-        (_CHANNEL_ROWS, ws.channels),
-        (_NOTIFICATION_ROWS, ws.notifications),
-        (_PING_ROWS, ws.pings),
-        (_PRUNE_ROWS, ws.ping_prunes),
-        (_FLIP_ROWS, ws.flips),
-    ]
-    _exec(conn, "BEGIN IMMEDIATE")
-    try:
-        for sql, params in singles:
-            if params:
-                conn.executemany(sql, params).close()
-        for shape, rows in bulk:
-            if rows:
-                _rows(conn, shape, rows)
-        if ws.flip_prunes:
-            for sql in _FLIP_PRUNES:
-                conn.executemany(sql, ws.flip_prunes).close()
-        _exec(conn, "COMMIT")
-    except BaseException:
-        _rollback(conn)
-        raise
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    # SQLite may already have rolled back on its own (it does after some I/O errors).
-    with contextlib.suppress(sqlite3.Error):
-        _exec(conn, "ROLLBACK")
-
-
-def _prepare(conn: sqlite3.Connection, path: str, durable: bool, busy_timeout_ms: int) -> tuple[bytes, int]:
-    """Pragmas, schema, secret: everything `open` does on the writer's thread. Returns (secret, flip seq)."""
-    _exec(conn, f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    if path != ":memory:":
-        _exec(conn, "PRAGMA journal_mode = WAL")
-    _exec(conn, f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-    # Flushes touch pages all over the checks table and the pings index: a page cache keeps them
-    # hot (pages beyond it come from the OS cache), and rarer checkpoints write a page rewritten by
-    # several flushes once. 8 MB: at 32 MB the cache alone was ~0.3 KiB of RSS per check at 100k.
-    _exec(conn, "PRAGMA cache_size = -8000")
-    _exec(conn, "PRAGMA wal_autocheckpoint = 10000")
-    _exec(conn, "PRAGMA journal_size_limit = 67108864")
-    secret = _migrate(conn, path)
-    return secret, int(_one(conn, "SELECT COALESCE(MAX(seq), 0) FROM flips"))
-
-
-def _migrate(conn: sqlite3.Connection, path: str) -> bytes:
-    """Bring the file to SCHEMA_VERSION and return the server secret, made here on first open."""
-    _exec(conn, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID")
-    _exec(conn, "BEGIN IMMEDIATE")
-    try:
-        version = int(_one(conn, "SELECT value FROM meta WHERE key = 'schema_version'") or 0)
-        if version > SCHEMA_VERSION:
-            raise SchemaTooNew(
-                f"{path} has schema version {version}, but this hcserver only knows versions up to "
-                f"{SCHEMA_VERSION}: it was written by a newer hcserver. Upgrade hcserver, or point --db "
-                "at another file; the file was left untouched."
-            )
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in _MIGRATIONS[step].split(";"):
-                if statement.strip():
-                    _exec(conn, statement)
-            log.info("database %s migrated to schema version %d", path, step)
-        if version < SCHEMA_VERSION:
-            _exec(conn, "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-        secret = _one(conn, "SELECT value FROM meta WHERE key = 'secret'")
-        if not isinstance(secret, bytes) or len(secret) != SECRET_BYTES:
-            if secret is not None:
-                raise RuntimeError(f"{path}: the stored server secret is damaged; refusing to replace it")
-            secret = secrets.token_bytes(SECRET_BYTES)
-            _exec(conn, "INSERT INTO meta (key, value) VALUES ('secret', ?)", (secret,))
-        _exec(conn, "COMMIT")
-    except BaseException:
-        _rollback(conn)
-        raise
-    return secret

@@ -79,7 +79,14 @@ class Server:
         return time.monotonic() - started
 
 
-def start(db: Path, tmp: Path, *extra: str, flush_ms: int = FLUSH_MS, environ: dict[str, str] | None = None) -> Server:
+def start(
+    db: Path,
+    tmp: Path,
+    *extra: str,
+    flush_ms: int = FLUSH_MS,
+    environ: dict[str, str] | None = None,
+    new_session: bool = False,
+) -> Server:
     env = dict(os.environ, HC_API_KEY=API_KEY, HC_PING_KEY=PING_KEY, HC_FLUSH_INTERVAL_MS=str(flush_ms),
                PYTHONPATH=str(ROOT), **(environ or {}))  # fmt: skip
     env.pop("SITE_ROOT", None)
@@ -87,7 +94,7 @@ def start(db: Path, tmp: Path, *extra: str, flush_ms: int = FLUSH_MS, environ: d
     with log.open("wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "hcserver", "serve", "--host", "127.0.0.1", "--port", "0", "--db", str(db), *extra],
-            stdout=subprocess.PIPE, stderr=err, env=env, cwd=tmp,
+            stdout=subprocess.PIPE, stderr=err, env=env, cwd=tmp, start_new_session=new_session,
         )  # fmt: skip
     port = _read_port(proc, log)
     server = Server(proc, port, log)
@@ -240,3 +247,48 @@ def test_sigkill_while_pings_stream_in_loses_at_most_one_flush_interval(db: Path
 def test_sigkill_in_durable_mode_loses_no_acknowledged_ping(db: Path, tmp_path: Path) -> None:
     pinger, _, recovered = _kill_while_streaming(db, tmp_path, "--durable")
     assert recovered >= len(pinger.acked)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie nobody has reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_the_writer_process_ends_when_the_server_is_killed(db: Path, tmp_path: Path) -> None:
+    server = start(db, tmp_path)
+    [writer] = _children(server.proc.pid)
+    assert not _gone(writer)
+    server.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while not _gone(writer) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _gone(writer), "the writer process outlived the server"
+
+
+def test_ctrl_c_to_the_process_group_still_writes_everything(db: Path, tmp_path: Path) -> None:
+    # The writer gets the SIGINT too; it must leave ending to the server, which flushes first.
+    server = start(db, tmp_path, flush_ms=60_000, new_session=True)
+    uuid = server.create_check("interrupted")
+    for i in range(20):
+        assert server.request("POST", f"/ping/{uuid}", b"line %d" % i)[0] == 200
+    server.conn.close()
+    os.killpg(server.proc.pid, signal.SIGINT)
+    assert server.proc.wait(timeout=15) == 0
+    log = server.log.read_text()
+    assert "starting a new SQLite writer process" not in log and "not written" not in log, log
+
+    server = start(db, tmp_path)
+    try:
+        assert server.api("GET", f"checks/{uuid}")["n_pings"] == 20
+    finally:
+        server.stop(signal.SIGTERM)

@@ -1,0 +1,289 @@
+"""The SQLite writer process: the one connection that writes, in a process of its own.
+
+`persistence.store.Store` starts it as `python -m persistence.writer` and talks to it over its
+stdin and stdout. A flush is one request and one reply. The reason for a separate process is the
+GIL. A writer thread in the server process competes with the event loop for it: every time the
+loop gave it up for a socket call, the writer could keep it for up to the 5 ms switch interval,
+and that wait showed up in the ping latency while a big flush ran.
+
+The wire format is frames of an 8-byte big-endian length followed by one msgpack value.
+- A request is `[op, *args]`.
+- A reply is `[true, result]`, or `[false, error type name, message]`.
+- When its stdin ends (the server closed it, or died), the process closes the file and exits.
+
+Ops:
+- `open(path, durable, busy_timeout_ms)`: connect, set the pragmas and bring the schema up to
+  date. Answers `[secret, highest flip seq, [schema versions migrated to]]`.
+- `write(fields)`: one flush in one transaction. `fields` are `persistence.store.WriteSet`'s row
+  lists in field order, each sent as chunks of at most ROWS_PER_STATEMENT rows.
+- `one(sql, params)` and `all(sql, params)`: a query's first value, or all its rows.
+
+Only the standard library and msgpack are imported here, so the process starts in about 40 ms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import sqlite3
+import struct
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import msgpack  # type: ignore[import-untyped]  # no stubs or py.typed upstream
+
+SCHEMA_VERSION = 1
+SECRET_BYTES = 32
+FRAME_HEADER = struct.Struct(">Q")
+
+# Rows per multi-row statement, and per chunk on the wire. A multi-row statement is one
+# sqlite3_step; executemany would take one step per row. 500 rows of 5 columns is far below
+# SQLite's variable limit.
+ROWS_PER_STATEMENT = 500
+
+# Each step takes the file from version (key - 1) to version key; applied in order, in one transaction.
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE projects (id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE checks (id TEXT PRIMARY KEY, project_id TEXT NOT NULL, data BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE channels (id TEXT PRIMARY KEY, project_id TEXT NOT NULL, data BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE pings (id INTEGER PRIMARY KEY, check_id TEXT NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL);
+    CREATE UNIQUE INDEX pings_by_check ON pings (check_id, n);
+    CREATE TABLE flips (
+        seq INTEGER PRIMARY KEY, check_id TEXT NOT NULL, created REAL NOT NULL, data BLOB NOT NULL
+    );
+    CREATE INDEX flips_by_check ON flips (check_id, seq);
+    CREATE TABLE notifications (
+        check_id TEXT NOT NULL, flip_created REAL NOT NULL, channel_id TEXT NOT NULL,
+        status TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (check_id, flip_created, channel_id)
+    ) WITHOUT ROWID;
+    """,
+}
+
+
+class SchemaTooNew(RuntimeError):
+    """The file was written by a newer hcserver; refusing to touch it protects that data."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """A statement taking many rows at once: `head` + "(?, ?), (?, ?), ..." + `tail`."""
+
+    head: str
+    width: int
+    tail: str = ""
+
+    def sql(self, count: int) -> str:
+        group = "(" + ", ".join("?" * self.width) + ")"
+        return f"{self.head} {', '.join([group] * count)} {self.tail}"
+
+
+def _upsert_rows(table: str, key: tuple[str, ...], values: tuple[str, ...]) -> _Rows:
+    # An upsert updates the row in place; INSERT OR REPLACE deletes and re-inserts it, which made
+    # flushes of many check snapshots about half as fast.
+    updates = ", ".join(f"{name} = excluded.{name}" for name in values)
+    return _Rows(
+        f"INSERT INTO {table} ({', '.join(key + values)}) VALUES",
+        len(key + values),
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
+    )
+
+
+_CHECK_DELETES = (
+    "DELETE FROM checks WHERE id = ?",
+    "DELETE FROM pings WHERE check_id = ?",
+    "DELETE FROM flips WHERE check_id = ?",
+    "DELETE FROM notifications WHERE check_id = ?",
+)
+_FLIP_PRUNES = (
+    """DELETE FROM flips WHERE check_id = ?1 AND seq <= (
+        SELECT seq FROM flips WHERE check_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2
+    )""",
+    # Notifications of flips no longer kept. (?2 is unused: executemany gives both statements one row.)
+    """DELETE FROM notifications WHERE check_id = ?1 AND ?2 IS NOT NULL AND flip_created < (
+        SELECT created FROM flips WHERE check_id = ?1 ORDER BY seq LIMIT 1
+    )""",
+)
+
+# What to do with each of WriteSet's fields, in field order: statements run one row at a time
+# (rare changes), or one multi-row statement per chunk (the bulk of a flush). Deletes come first.
+_FIELDS: tuple[tuple[str, ...] | _Rows, ...] = (
+    ("DELETE FROM projects WHERE id = ?",),  # project_deletes
+    _CHECK_DELETES,  # check_deletes
+    ("DELETE FROM channels WHERE id = ?",),  # channel_deletes
+    _upsert_rows("projects", ("id",), ("data",)),
+    _upsert_rows("checks", ("id",), ("project_id", "data")),
+    _upsert_rows("channels", ("id",), ("project_id", "data")),
+    _upsert_rows("notifications", ("check_id", "flip_created", "channel_id"), ("status", "data")),
+    _upsert_rows("pings", ("check_id", "n"), ("data",)),
+    # ping_prunes, (check id, highest n to delete): one range delete per check, through the index.
+    _Rows(
+        "DELETE FROM pings WHERE id IN (SELECT p.id FROM (VALUES",
+        2,
+        ") AS v JOIN pings AS p ON p.check_id = v.column1 AND p.n <= v.column2)",
+    ),
+    _Rows("INSERT OR REPLACE INTO flips (seq, check_id, created, data) VALUES", 4),
+    _FLIP_PRUNES,  # flip_prunes, (check id, flips to keep)
+)
+
+
+def write(conn: sqlite3.Connection, fields: Sequence[Sequence[Sequence[Sequence[Any]]]]) -> None:
+    """One flush, in one transaction; on any error roll back and raise."""
+    if len(fields) != len(_FIELDS):
+        raise ValueError(f"a write needs {len(_FIELDS)} row lists, got {len(fields)}")
+    _exec(conn, "BEGIN IMMEDIATE")
+    try:
+        for how, chunks in zip(_FIELDS, fields, strict=True):
+            if isinstance(how, _Rows):
+                for chunk in chunks:
+                    _exec(conn, how.sql(len(chunk)), [value for row in chunk for value in row])
+            elif chunks:
+                rows = [row for chunk in chunks for row in chunk]
+                for sql in how:
+                    conn.executemany(sql, rows).close()
+        _exec(conn, "COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
+def prepare(conn: sqlite3.Connection, path: str, durable: bool, busy_timeout_ms: int) -> list[Any]:
+    """Pragmas, schema, secret. Returns [secret, highest flip seq, schema versions migrated to]."""
+    _exec(conn, f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    if path != ":memory:":
+        _exec(conn, "PRAGMA journal_mode = WAL")
+    _exec(conn, f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+    # Flushes touch pages all over the checks table and the pings index: a page cache keeps them
+    # hot (pages beyond it come from the OS cache), and rarer checkpoints write a page rewritten by
+    # several flushes once. 8 MB: at 32 MB the cache alone was ~0.3 KiB of RSS per check at 100k.
+    _exec(conn, "PRAGMA cache_size = -8000")
+    _exec(conn, "PRAGMA wal_autocheckpoint = 10000")
+    _exec(conn, "PRAGMA journal_size_limit = 67108864")
+    secret, migrated = _migrate(conn, path)
+    return [secret, int(one(conn, "SELECT COALESCE(MAX(seq), 0) FROM flips")), migrated]
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> tuple[bytes, list[int]]:
+    """Bring the file to SCHEMA_VERSION; return the server secret (made here on first open) and
+    the versions migrated to."""
+    _exec(conn, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID")
+    _exec(conn, "BEGIN IMMEDIATE")
+    try:
+        version = int(one(conn, "SELECT value FROM meta WHERE key = 'schema_version'") or 0)
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"{path} has schema version {version}, but this hcserver only knows versions up to "
+                f"{SCHEMA_VERSION}: it was written by a newer hcserver. Upgrade hcserver, or point --db "
+                "at another file; the file was left untouched."
+            )
+        migrated = list(range(version + 1, SCHEMA_VERSION + 1))
+        for step in migrated:
+            for statement in _MIGRATIONS[step].split(";"):
+                if statement.strip():
+                    _exec(conn, statement)
+        if migrated:
+            _exec(conn, "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        secret = one(conn, "SELECT value FROM meta WHERE key = 'secret'")
+        if not isinstance(secret, bytes) or len(secret) != SECRET_BYTES:
+            if secret is not None:
+                raise RuntimeError(f"{path}: the stored server secret is damaged; refusing to replace it")
+            secret = secrets.token_bytes(SECRET_BYTES)
+            _exec(conn, "INSERT INTO meta (key, value) VALUES ('secret', ?)", (secret,))
+        _exec(conn, "COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    return secret, migrated
+
+
+def one(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    row = conn.execute(sql, params).fetchone()
+    return row[0] if row else None
+
+
+def _all(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _exec(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> None:
+    # Closing the cursor at once finalizes its statement: one left open could pin a read snapshot.
+    conn.execute(sql, params).close()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite may already have rolled back on its own (it does after some I/O errors).
+    with contextlib.suppress(sqlite3.Error):
+        _exec(conn, "ROLLBACK")
+
+
+def read_frame(stream: BinaryIO) -> bytes | None:
+    """One frame's body, or None at the end of the stream."""
+    head = stream.read(FRAME_HEADER.size)
+    if len(head) < FRAME_HEADER.size:
+        return None
+    (size,) = FRAME_HEADER.unpack(head)
+    body = stream.read(size)
+    return body if len(body) == size else None
+
+
+class _Session:
+    def __init__(self) -> None:
+        self.conn: sqlite3.Connection | None = None
+
+    def handle(self, request: list[Any]) -> Any:
+        op, args = request[0], request[1:]
+        if op == "open":
+            if self.conn is not None:
+                raise RuntimeError("the writer is already open")
+            path, durable, busy_timeout_ms = args
+            # isolation_level=None: no implicit transactions; every flush says BEGIN and COMMIT itself.
+            self.conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+            return prepare(self.conn, path, durable, busy_timeout_ms)
+        if self.conn is None:
+            raise RuntimeError(f"{op!r} before 'open'")
+        ops: dict[str, Callable[..., Any]] = {"write": write, "one": one, "all": _all}
+        if op not in ops:
+            raise ValueError(f"unknown writer op {op!r}")
+        return ops[op](self.conn, *args)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+    """Answer requests one at a time until `requests` ends."""
+    session = _Session()
+    try:
+        while (body := read_frame(requests)) is not None:
+            try:
+                reply = [True, session.handle(msgpack.unpackb(body))]
+            except Exception as exc:
+                reply = [False, type(exc).__name__, str(exc)]
+            payload = msgpack.packb(reply)
+            replies.write(FRAME_HEADER.pack(len(payload)) + payload)
+            replies.flush()
+    except BrokenPipeError:
+        pass  # the server is gone; nobody is left to answer
+    finally:
+        session.close()
+
+
+def main() -> None:
+    # The server decides when this process ends (by closing its stdin, after its last flush), so
+    # Ctrl-C or a SIGTERM sent to the whole process group must not cut a flush short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Replies get stdout to themselves; anything printed by accident goes to stderr instead.
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    serve(sys.stdin.buffer, replies)
+
+
+if __name__ == "__main__":
+    main()
