@@ -25,6 +25,8 @@ import pytest
 API_KEY = "hcw_" + "p" * 28
 PING_KEY = "persistence00000000000"
 FLUSH_MS = 100
+# Time a flush may take to hand its batch to the writer process (a few ms is typical).
+HANDOVER_S = 0.02
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
@@ -238,10 +240,12 @@ def test_sigkill_while_pings_stream_in_loses_at_most_one_flush_interval(db: Path
     assert missing >= -1  # one ping may have been written just as its answer was cut off
     if missing > 0:
         first_lost = pinger.acked[recovered]
-        # Lost pings were all answered within the last flush interval before the kill, or during
-        # the flush that was in flight: two intervals at the most.
+        # Flushes start one interval apart, and the writer process finishes a flush it has been
+        # handed even when the server is killed: the lost pings were all answered within the last
+        # interval before the kill, give or take the moments a flush takes to hand its batch over.
         window = killed_at - first_lost
-        assert window <= 2 * FLUSH_MS / 1000, (missing, acked, window)
+        print(f"lost {missing} of {acked} pings, answered over the last {window * 1000:.1f} ms")
+        assert window <= FLUSH_MS / 1000 + HANDOVER_S, (missing, acked, window)
 
 
 def test_sigkill_in_durable_mode_loses_no_acknowledged_ping(db: Path, tmp_path: Path) -> None:
@@ -264,10 +268,15 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_the_writer_process_ends_when_the_server_is_killed(db: Path, tmp_path: Path) -> None:
-    server = start(db, tmp_path)
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_the_writer_process_runs_niced_and_ends_when_the_server_is_killed(db: Path, tmp_path: Path) -> None:
+    server = start(db, tmp_path, environ={"HC_WRITER_NICE": "7"})
     [writer] = _children(server.proc.pid)
     assert not _gone(writer)
+    assert _nice(writer) == min(19, _nice(server.proc.pid) + 7)
     server.stop(signal.SIGKILL)
     deadline = time.monotonic() + 5
     while not _gone(writer) and time.monotonic() < deadline:
