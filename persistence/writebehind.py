@@ -345,7 +345,15 @@ class WriteBehind:
         self._wake.set()
 
     async def run(self) -> None:
-        """Flush every interval (sooner when a batch is full or durable changes wait) until stopped."""
+        """Flush every interval (sooner when a batch is full or durable changes wait) until stopped.
+
+        Flushes start at a fixed rate, one interval after the previous one started (not after it
+        finished): a change waits at most one interval before its flush takes it, so a crash loses
+        at most the last interval of changes (plus the few milliseconds a flush needs to hand its
+        batch to the writer process, which finishes the write even if this process is killed).
+        """
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
         try:
             while not self._stop.is_set():
                 self._wake.clear()
@@ -353,9 +361,10 @@ class WriteBehind:
                     # Failing: wait out the backoff whatever arrives; only a stop cuts it short.
                     await _wait(self._stop, self._backoff)
                 elif not self._due():
-                    await _wait(self._wake, self._interval)
+                    await _wait(self._wake, next_tick - loop.time())
                 if self._stop.is_set():
                     break
+                next_tick = loop.time() + self._interval
                 await self.flush_once()
         finally:
             await self._drain()
@@ -578,6 +587,9 @@ async def _free_in_slices(garbage: list[Any]) -> None:
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
+    if seconds <= 0:
+        await asyncio.sleep(0)  # due already: a turn of the loop, then on
+        return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
 
