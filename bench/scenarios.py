@@ -60,6 +60,8 @@ class BenchConfig:
     large_pings: int = 1_000_000
     backlog_pings: int = 50_000
     backlog_max_s: float = 5.0
+    # One flush window is a p99 of a few thousand requests on a shared machine: take the median.
+    backlog_rounds: int = 3
     burst_pings: int = 20_000
     burst_connections: int = 1000
     # Wall-time budget of the whole run; filling the store for the recovery scenario uses what is left
@@ -94,6 +96,7 @@ QUICK = BenchConfig(
     large_pings=50_000,
     backlog_pings=20_000,
     backlog_max_s=2.0,
+    backlog_rounds=1,
     budget_s=70.0,
     reserve_s=8.0,
 )
@@ -114,6 +117,7 @@ TINY = BenchConfig(
     large_pings=200,
     backlog_pings=200,
     backlog_max_s=1.0,
+    backlog_rounds=1,
     burst_pings=200,
     burst_connections=20,
     budget_s=60.0,
@@ -619,19 +623,48 @@ def scenario_backlog(s: Suite) -> None:
     paced = s.spec(paths=paths, connections=cfg.paced_connections, rate=rate)
     # Without any flush at all; short enough not to fill the batch by itself.
     quiet_s = min(cfg.latency_s, cfg.backlog_pings / 3 / rate)
-    quiet = s.load(ours.server, replace(paced, duration_s=quiet_s), ours)
-    quiet_row = s.add(row_from(quiet, "backlog", f"offered {rate:,.0f}/s, writer idle", "hcserver", note=held))
+    quiet_rows: list[Row] = []
+    flush_rows: list[Row] = []
+    added: list[float] = []
+    for r in range(1, cfg.backlog_rounds + 1):
+        quiet = s.load(ours.server, replace(paced, duration_s=quiet_s), ours)
+        quiet_rows.append(
+            s.add(row_from(quiet, "backlog", f"writer idle, round {r}", "hcserver", note=held, detail=True))
+        )
+        flush_rows.append(_flush_backlog(s, ours, paced, f"round {r}"))
+        if quiet_rows[-1].p99_ms is not None and flush_rows[-1].p99_ms is not None:
+            added.append(flush_rows[-1].p99_ms - quiet_rows[-1].p99_ms)
+    rounds = f"median of {cfg.backlog_rounds} interleaved rounds"
+    s.add(_median_row(quiet_rows, f"offered {rate:,.0f}/s, writer idle", rounds))
+    s.add(_median_row(flush_rows, f"offered {rate:,.0f}/s while flushing the backlog", rounds))
+    s.add_target(
+        Target(
+            "p99 added while flushing a backlog",
+            statistics.median(added) if added else None,
+            "<=",
+            2.0,
+            "ms",
+            note="median over rounds, each vs the same rate with the writer idle; rounds: "
+            + ", ".join(f"{a:+.1f}" for a in added),
+        )
+    )
+
+
+def _flush_backlog(s: Suite, ours: HcTarget, paced: LoadSpec, label: str) -> Row:
+    """Fill the held-back batch to `backlog_pings`, then load at the paced rate while it flushes."""
+    cfg = s.config
     before = flush_status(ours.server, s.keys)
     pending = int(before.get("pending", 0)) if before is not None else 0
     budget = max(1, cfg.backlog_pings - pending + 10)
-    preload = s.load(ours.server, s.spec(paths=paths, budget=budget), ours)
+    preload = s.load(ours.server, s.spec(paths=ours.paths("uuid"), budget=budget), ours)
     s.add(
         row_from(
             preload,
             "backlog",
-            f"preload to {cfg.backlog_pings:,} pending, c={cfg.connections}",
+            f"preload to {cfg.backlog_pings:,} pending, c={cfg.connections}, {label}",
             "hcserver",
             note=f"{budget:,} pings",
+            detail=True,
         )
     )
     start = flush_status(ours.server, s.keys)
@@ -660,11 +693,8 @@ def scenario_backlog(s: Suite) -> None:
             + (f"flushed after {done[0] - poller.started:.2f} s" if done else "flush not finished in the run")
             + f"; last flush {last.get('last_flush_size', 'n/a')} rows in {last.get('last_flush_ms', 'n/a')} ms"
         )
-    row = s.add(row_from(result, "backlog", f"offered {rate:,.0f}/s while flushing the backlog", "hcserver", note=note))
-    added = row.p99_ms - quiet_row.p99_ms if row.p99_ms is not None and quiet_row.p99_ms is not None else None
-    s.add_target(
-        Target("p99 added while flushing a backlog", added, "<=", 2.0, "ms", note="vs the same rate, writer idle")
-    )
+    case = f"while flushing the backlog, {label}"
+    return s.add(row_from(result, "backlog", case, "hcserver", note=note, detail=True))
 
 
 def scenario_burst(s: Suite) -> None:
