@@ -42,8 +42,6 @@ settings (environment variables; flags of `serve` override the first four):
   HC_FLUSH_INTERVAL_MS      write-behind flush interval (default 100)
   HC_FLUSH_BATCH            flush as soon as this many changes are pending (default 5000)
   HC_MAX_PENDING            pending changes before new pings wait for room (default 200000)
-  HC_WRITER_NICE            how much lower the SQLite writer process runs than the server, 0-19
-                            (default 19: pings first when the CPU is short)
   HC_RESTART_GRACE          1 = a deadline missed while the server was down gets one grace
                             period from startup before the check goes down (default 1)
   INTEGRATIONS_ALLOW_PRIVATE_IPS  1 = webhooks may target private/loopback addresses (default 0)
@@ -76,7 +74,6 @@ class Settings:
     flush_interval_ms: int = 100
     flush_batch: int = 5000
     max_pending: int = 200_000
-    writer_nice: int = 19
     restart_grace: bool = True
 
     @classmethod
@@ -104,7 +101,6 @@ class Settings:
             flush_interval_ms=r.integer("HC_FLUSH_INTERVAL_MS", d.flush_interval_ms, 1, 60_000),
             flush_batch=r.integer("HC_FLUSH_BATCH", d.flush_batch, 1, 10_000_000),
             max_pending=r.integer("HC_MAX_PENDING", d.max_pending, 1, 100_000_000),
-            writer_nice=r.integer("HC_WRITER_NICE", d.writer_nice, 0, 19),
             restart_grace=r.flag("HC_RESTART_GRACE", d.restart_grace),
         )
         if settings.admin_key and len(settings.admin_key) < 16:

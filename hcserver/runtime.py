@@ -57,7 +57,7 @@ class Runtime:
     ) -> Runtime:
         if settings.db != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(settings.db)), exist_ok=True)
-        store = await Store.open(settings.db, durable=settings.durable, writer_nice=settings.writer_nice)
+        store = await Store.open(settings.db, durable=settings.durable)
         index = Index(KeyHasher(await store.secret()))
         report = await recover(store, index)
         for record in report.channels:

@@ -99,8 +99,8 @@ class _WriterProcess:
     WriterLost and the next call starts a fresh process and opens the file again.
     """
 
-    def __init__(self, path: str, durable: bool, busy_timeout_ms: int, nice: int) -> None:
-        self._open_args = [path, durable, busy_timeout_ms, nice]
+    def __init__(self, path: str, durable: bool, busy_timeout_ms: int) -> None:
+        self._open_args = [path, durable, busy_timeout_ms]
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self.opened: list[Any] | None = None
@@ -224,15 +224,12 @@ class Store:
         self.flip_seq = flip_seq
 
     @classmethod
-    async def open(
-        cls, path: str | Path, *, durable: bool = False, busy_timeout_ms: int = 2000, writer_nice: int = 0
-    ) -> Store:
+    async def open(cls, path: str | Path, *, durable: bool = False, busy_timeout_ms: int = 2000) -> Store:
         """Open (creating or migrating) the file. `durable` makes every commit reach the disk
         (synchronous=FULL); otherwise a commit survives a crash of the process but may be lost with
-        the machine's power (synchronous=NORMAL, the usual WAL choice). `writer_nice` lowers the
-        writer process's CPU priority by that much (0-19)."""
+        the machine's power (synchronous=NORMAL, the usual WAL choice)."""
         path = str(path)
-        writer = _WriterProcess(path, durable, busy_timeout_ms, writer_nice)
+        writer = _WriterProcess(path, durable, busy_timeout_ms)
         reader: aiosqlite.Connection | None = None
         secret, flip_seq, migrated = await writer.open()
         for version in migrated:

@@ -12,9 +12,8 @@ The wire format is frames of an 8-byte big-endian length followed by one msgpack
 - When its stdin ends (the server closed it, or died), the process closes the file and exits.
 
 Ops:
-- `open(path, durable, busy_timeout_ms, nice)`: lower this process's priority by `nice`, connect,
-  set the pragmas and bring the schema up to date. Answers `[secret, highest flip seq, [schema
-  versions migrated to]]`.
+- `open(path, durable, busy_timeout_ms)`: connect, set the pragmas and bring the schema up to
+  date. Answers `[secret, highest flip seq, [schema versions migrated to]]`.
 - `write(fields)`: one flush in one transaction. `fields` are `persistence.store.WriteSet`'s row
   lists in field order, each sent as chunks of at most ROWS_PER_STATEMENT rows.
 - `one(sql, params)` and `all(sql, params)`: a query's first value, or all its rows.
@@ -240,9 +239,7 @@ class _Session:
         if op == "open":
             if self.conn is not None:
                 raise RuntimeError("the writer is already open")
-            path, durable, busy_timeout_ms, nice = args
-            # On a machine short of CPU, the event loop answering pings should win over a flush.
-            os.nice(nice)
+            path, durable, busy_timeout_ms = args
             # isolation_level=None: no implicit transactions; every flush says BEGIN and COMMIT itself.
             self.conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
             return prepare(self.conn, path, durable, busy_timeout_ms)

@@ -30,7 +30,7 @@ def test_the_protocol_answers_every_request_and_reports_errors_without_dying(tmp
     requests = b"".join(
         [
             frame(["one", "SELECT 1"]),  # before open
-            frame(["open", db, False, 2000, 0]),
+            frame(["open", db, False, 2000]),
             frame(["one", "PRAGMA journal_mode"]),
             frame(["all", "SELECT key FROM meta ORDER BY key", []]),
             frame(["explode"]),

@@ -29,7 +29,6 @@ def test_defaults_and_derived_urls():
         ({"HC_PING_KEY": "UPPERCASEUPPERCASEUPPE"}, "HC_PING_KEY may only contain"),
         ({"HC_ADMIN_KEY": "tiny"}, "HC_ADMIN_KEY must be at least 16 characters"),
         ({"HC_IDLE_TIMEOUT": "0"}, "HC_IDLE_TIMEOUT must be a positive number of seconds"),
-        ({"HC_WRITER_NICE": "20"}, "HC_WRITER_NICE must be between 0 and 19"),
     ],
 )
 def test_bad_values_name_the_setting(env, message):
@@ -49,5 +48,5 @@ def test_cli_exits_2_with_the_message_and_documents_every_setting():
     helptext = subprocess.run([sys.executable, "-m", "hcserver", "--help"], capture_output=True, text=True,
                               timeout=30).stdout  # fmt: skip
     for name in ("HC_DB", "SITE_ROOT", "PING_ENDPOINT", "PING_BODY_LIMIT", "HC_MAX_REQUEST_BODY", "HC_API_KEY",
-                 "HC_ADMIN_KEY", "HC_FLUSH_INTERVAL_MS", "HC_WRITER_NICE", "HC_DURABLE", "HC_RESTART_GRACE", "EMAIL_HOST"):  # fmt: skip
+                 "HC_ADMIN_KEY", "HC_FLUSH_INTERVAL_MS", "HC_DURABLE", "HC_RESTART_GRACE", "EMAIL_HOST"):  # fmt: skip
         assert name in helptext
