@@ -9,7 +9,7 @@ works).
 
     >>> store = await Store.open("data.db")
     >>> secret = await store.secret()
-    >>> await store.write(WriteSet(pings=[(uuid, 1, data)]))
+    >>> await store.write(WriteSet(checks=[(uuid, project_id, data)]))
     >>> await store.close()
 """
 
@@ -61,8 +61,8 @@ class WriteSet:
     channels: list[tuple[str, str, bytes]] = field(default_factory=list)
     # (check id, flip created, channel id, status, data)
     notifications: list[tuple[str, float, str, str, bytes]] = field(default_factory=list)
-    # (check id, n, data)
-    pings: list[tuple[str, int, bytes]] = field(default_factory=list)
+    # Pings, as (row count, msgpack rows (check id, n, data) packed back to back): one per check
+    ping_logs: list[tuple[int, bytes | bytearray]] = field(default_factory=list)
     # (check id, highest n to delete): one range delete per check touched
     ping_prunes: list[tuple[str, int]] = field(default_factory=list)
     # (seq, check id, created, data)
@@ -74,7 +74,7 @@ class WriteSet:
         return (
             len(self.project_deletes) + len(self.check_deletes) + len(self.channel_deletes)
             + len(self.projects) + len(self.checks) + len(self.channels)
-            + len(self.notifications) + len(self.pings) + len(self.flips)
+            + len(self.notifications) + sum(count for count, _ in self.ping_logs) + len(self.flips)
         )  # fmt: skip
 
 
@@ -275,6 +275,12 @@ class Store:
         row_lists = [getattr(ws, f.name) for f in fields(ws)]
         body = [packer.pack_array_header(2), packer.pack("write"), packer.pack_array_header(len(row_lists))]
         for rows in row_lists:
+            if rows is ws.ping_logs:
+                # Already packed when recorded: each check's rows go as one chunk, bytes as they are.
+                body.append(packer.pack_array_header(len(rows)))
+                for count, packed in ws.ping_logs:
+                    body += [packer.pack_array_header(count), packed]
+                continue
             body.append(packer.pack_array_header(-(-len(rows) // ROWS_PER_STATEMENT)))
             for start in range(0, len(rows), ROWS_PER_STATEMENT):
                 body.append(packer.pack(rows[start : start + ROWS_PER_STATEMENT]))

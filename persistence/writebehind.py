@@ -25,8 +25,10 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
+
+import msgpack  # type: ignore[import-untyped]  # no stubs or py.typed upstream
 
 from hcserver.domain.checks import Check
 from hcserver.domain.pings import Flip, Ping
@@ -38,12 +40,46 @@ from persistence.store import NotificationKey, Store, WriteSet
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Commit lags kept for the percentiles in status(): the most recent changes, sampled per flush.
+# Commit lags kept for the percentiles in status(): the most recent changes, sampled per flush
+# (at most ~1000 from one flush: taking 8192 from a big one cost ~1 ms of the event loop).
 _LAG_SAMPLES = 8192
+_LAG_SAMPLES_PER_FLUSH = 1000
 
 
 class NotPersisted(RuntimeError):
     """Given to durable waiters when the server shut down before their change could be written."""
+
+
+class _PingLog:
+    """The pending pings of one check, as rows (check uuid, n, data) packed back to back.
+
+    Packed when recorded, not kept as objects: a flush then hands the writer these bytes as they
+    are, and letting go of them afterwards frees one buffer per check. Packing, then freeing, tens
+    of thousands of Python rows at flush time held the event loop for ~20 ms (in slices, but ping
+    answers waited behind them). Reads of unflushed pings unpack the rows.
+    """
+
+    __slots__ = ("count", "data", "last_n")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.count = 0
+        self.last_n = 0
+
+    def add(self, row: bytes, n: int) -> None:
+        self.data += row
+        self.count += 1
+        self.last_n = n
+
+    def extend(self, later: _PingLog) -> None:
+        self.data += later.data
+        self.count += later.count
+        self.last_n = later.last_n
+
+    def rows(self) -> Iterator[tuple[str, int, bytes]]:
+        unpacker = msgpack.Unpacker(use_list=False)
+        unpacker.feed(self.data)
+        return iter(unpacker)
 
 
 class _Batch:
@@ -62,11 +98,9 @@ class _Batch:
         self.channels: dict[str, dict[str, Any]] = {}
         self.channel_deletes: set[str] = set()
         self.notifications: dict[NotificationKey, dict[str, Any]] = {}
-        # Pings as rows ready to write, (check uuid, n, data), encoded when recorded and in order of
-        # n. Only rows are kept, not Ping objects: a row of a str, an int and bytes is soon ignored
-        # by the garbage collector, where 50,000 pending Ping objects made its passes take up to
-        # 8 ms. Reads of unflushed pings decode their rows.
-        self.ping_rows: dict[str, list[tuple[str, int, bytes]]] = {}
+        # Pings as packed rows (see _PingLog), in order of n. No Ping objects are kept: 50,000
+        # pending ones made the garbage collector's passes take up to 8 ms.
+        self.ping_rows: dict[str, _PingLog] = {}
         self.flips: dict[str, list[Flip]] = {}
         # Clock reading of every change accepted: their count is the batch's size, their ages the lags.
         self.accepted: list[float] = []
@@ -108,8 +142,12 @@ class _Batch:
         self.checks.update(later.checks)
         self.channels.update(later.channels)
         self.notifications.update(later.notifications)
-        for uuid, rows in later.ping_rows.items():
-            self.ping_rows.setdefault(uuid, []).extend(rows)
+        for uuid, log in later.ping_rows.items():
+            mine = self.ping_rows.get(uuid)
+            if mine is None:
+                self.ping_rows[uuid] = log
+            else:
+                mine.extend(log)
         for uuid, flips in later.flips.items():
             self.flips.setdefault(uuid, []).extend(flips)
         self.accepted.extend(later.accepted)
@@ -151,6 +189,7 @@ class WriteBehind:
     ) -> None:
         self._store = store
         self._codec = Codec()
+        self._row_packer = msgpack.Packer()
         self._interval = flush_interval_ms / 1000
         self._flush_batch = max(1, flush_batch)
         self._max_pending = max(1, max_pending)
@@ -196,11 +235,10 @@ class WriteBehind:
         batch.checks[uuid] = check
         data = self._safely(self._codec.encode_ping, ping)
         if data is not None:
-            rows = batch.ping_rows.get(uuid)
-            if rows is None:
-                batch.ping_rows[uuid] = [(uuid, ping.n, data)]
-            else:
-                rows.append((uuid, ping.n, data))
+            log = batch.ping_rows.get(uuid)
+            if log is None:
+                log = batch.ping_rows[uuid] = _PingLog()
+            log.add(self._row_packer.pack((uuid, ping.n, data)), ping.n)
         if flip is not None:
             batch.add_flip(uuid, flip)
         return self._accepted(batch)
@@ -308,11 +346,12 @@ class WriteBehind:
 
     def _memory_pings(self, uuid: str, above: int) -> list[Ping]:
         """Pings of a check numbered above `above` not yet committed, oldest first."""
-        rows: list[tuple[str, int, bytes]] = []
+        rows: list[bytes] = []
         for batch in (self._inflight, self._pending):
-            if batch is not None:
-                rows.extend(row for row in batch.ping_rows.get(uuid, ()) if row[1] > above)
-        return self._decode_all((row[2] for row in rows), self._codec.decode_ping)
+            log = batch.ping_rows.get(uuid) if batch is not None else None
+            if log is not None:
+                rows.extend(data for _, n, data in log.rows() if n > above)
+        return self._decode_all(rows, self._codec.decode_ping)
 
     def _memory_flips(self, uuid: str) -> list[Flip]:
         out: list[Flip] = []
@@ -408,9 +447,9 @@ class WriteBehind:
             self._backoff = 0.0
             batch.settle()
             self._release_room()
-            garbage: list[Any] = [batch.checks, batch.ping_rows, batch.flips, batch.accepted, ws.checks, ws.pings]
+            garbage: list[Any] = [batch.checks, batch.ping_rows, batch.flips, batch.accepted, ws.checks, ws.ping_logs]
             batch.checks, batch.ping_rows, batch.flips, batch.accepted = {}, {}, {}, []
-            ws.checks, ws.pings = [], []
+            ws.checks, ws.ping_logs = [], []
             await _free_in_slices(garbage)
             return True
 
@@ -433,7 +472,7 @@ class WriteBehind:
             log.warning("pending changes back under max_pending (%d): answers are no longer delayed", size)
 
     def _sample_lags(self, accepted: list[float], committed: float) -> None:
-        step = max(1, len(accepted) // _LAG_SAMPLES)
+        step = max(1, len(accepted) // _LAG_SAMPLES_PER_FLUSH)
         self._lags.extend(committed - t for t in accepted[::step])
         self._lag_percentiles = None
 
@@ -466,11 +505,11 @@ class WriteBehind:
             if data is not None:
                 ws.notifications.append((*key, str(record.get("status", "")), data))
         limit = self.ping_log_limit
-        for uuid, rows in batch.ping_rows.items():
-            # A check's pings are kept in order of n, one apart: the newest is the last, and the
-            # ones this same flush would prune (all but the newest `limit`) are not written at all.
-            floor = rows[-1][1] - limit
-            ws.pings.extend(rows[-limit:] if len(rows) > limit else rows)
+        for uuid, log in batch.ping_rows.items():
+            # A check's pings are in order of n, one apart: the newest is the last. Rows beyond the
+            # log limit are written and pruned in the same transaction (by the writer process).
+            floor = log.last_n - limit
+            ws.ping_logs.append((log.count, log.data))
             if floor > 0:
                 ws.ping_prunes.append((uuid, floor))
             if pacer.due():

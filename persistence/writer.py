@@ -15,7 +15,8 @@ Ops:
 - `open(path, durable, busy_timeout_ms)`: connect, set the pragmas and bring the schema up to
   date. Answers `[secret, highest flip seq, [schema versions migrated to]]`.
 - `write(fields)`: one flush in one transaction. `fields` are `persistence.store.WriteSet`'s row
-  lists in field order, each sent as chunks of at most ROWS_PER_STATEMENT rows.
+  lists in field order, each sent as a list of chunks of rows (of any size: rows are regrouped
+  into statements of ROWS_PER_STATEMENT here).
 - `one(sql, params)` and `all(sql, params)`: a query's first value, or all its rows.
 
 Only the standard library and msgpack are imported here, so the process starts in about 40 ms.
@@ -40,7 +41,7 @@ SCHEMA_VERSION = 1
 SECRET_BYTES = 32
 FRAME_HEADER = struct.Struct(">Q")
 
-# Rows per multi-row statement, and per chunk on the wire. A multi-row statement is one
+# Rows per multi-row statement (and per chunk, as the server packs them). A multi-row statement is one
 # sqlite3_step; executemany would take one step per row. 500 rows of 5 columns is far below
 # SQLite's variable limit.
 ROWS_PER_STATEMENT = 500
@@ -138,11 +139,12 @@ def write(conn: sqlite3.Connection, fields: Sequence[Sequence[Sequence[Sequence[
     _exec(conn, "BEGIN IMMEDIATE")
     try:
         for how, chunks in zip(_FIELDS, fields, strict=True):
+            rows = chunks[0] if len(chunks) == 1 else [row for chunk in chunks for row in chunk]
             if isinstance(how, _Rows):
-                for chunk in chunks:
-                    _exec(conn, how.sql(len(chunk)), [value for row in chunk for value in row])
-            elif chunks:
-                rows = [row for chunk in chunks for row in chunk]
+                for start in range(0, len(rows), ROWS_PER_STATEMENT):
+                    group = rows[start : start + ROWS_PER_STATEMENT]
+                    _exec(conn, how.sql(len(group)), [value for row in group for value in row])
+            elif rows:
                 for sql in how:
                     conn.executemany(sql, rows).close()
         _exec(conn, "COMMIT")
