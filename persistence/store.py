@@ -82,8 +82,8 @@ class WriteSet:
 _SEND_AHEAD = 1 << 18
 # Where `python -m persistence.writer` finds this package, installed or not.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
-# Errors the writer reports by name that are raised here as themselves (any other: WriterLost's
-# sibling RuntimeError, with the name in the message).
+# Errors the writer reports (by name) that are raised here as the same type; any other is raised
+# as a RuntimeError whose message starts with the name.
 _KNOWN_ERRORS: dict[str, type[Exception]] = {
     "SchemaTooNew": SchemaTooNew,
     "RuntimeError": RuntimeError,

@@ -87,7 +87,7 @@ class _Batch:
 
     __slots__ = (
         "accepted", "channel_deletes", "channels", "check_deletes", "checks", "flips", "future",
-        "notifications", "ping_rows", "project_deletes", "projects", "waiters",
+        "notifications", "ping_logs", "project_deletes", "projects", "waiters",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -100,7 +100,7 @@ class _Batch:
         self.notifications: dict[NotificationKey, dict[str, Any]] = {}
         # Pings as packed rows (see _PingLog), in order of n. No Ping objects are kept: 50,000
         # pending ones made the garbage collector's passes take up to 8 ms.
-        self.ping_rows: dict[str, _PingLog] = {}
+        self.ping_logs: dict[str, _PingLog] = {}
         self.flips: dict[str, list[Flip]] = {}
         # Clock reading of every change accepted: their count is the batch's size, their ages the lags.
         self.accepted: list[float] = []
@@ -122,7 +122,7 @@ class _Batch:
 
     def delete_check(self, uuid: str) -> None:
         self.checks.pop(uuid, None)
-        self.ping_rows.pop(uuid, None)
+        self.ping_logs.pop(uuid, None)
         self.flips.pop(uuid, None)
         self.check_deletes.add(uuid)
         for key in [k for k in self.notifications if k[0] == uuid]:
@@ -142,10 +142,10 @@ class _Batch:
         self.checks.update(later.checks)
         self.channels.update(later.channels)
         self.notifications.update(later.notifications)
-        for uuid, log in later.ping_rows.items():
-            mine = self.ping_rows.get(uuid)
+        for uuid, log in later.ping_logs.items():
+            mine = self.ping_logs.get(uuid)
             if mine is None:
-                self.ping_rows[uuid] = log
+                self.ping_logs[uuid] = log
             else:
                 mine.extend(log)
         for uuid, flips in later.flips.items():
@@ -235,9 +235,9 @@ class WriteBehind:
         batch.checks[uuid] = check
         data = self._safely(self._codec.encode_ping, ping)
         if data is not None:
-            log = batch.ping_rows.get(uuid)
+            log = batch.ping_logs.get(uuid)
             if log is None:
-                log = batch.ping_rows[uuid] = _PingLog()
+                log = batch.ping_logs[uuid] = _PingLog()
             log.add(self._row_packer.pack((uuid, ping.n, data)), ping.n)
         if flip is not None:
             batch.add_flip(uuid, flip)
@@ -348,7 +348,7 @@ class WriteBehind:
         """Pings of a check numbered above `above` not yet committed, oldest first."""
         rows: list[bytes] = []
         for batch in (self._inflight, self._pending):
-            log = batch.ping_rows.get(uuid) if batch is not None else None
+            log = batch.ping_logs.get(uuid) if batch is not None else None
             if log is not None:
                 rows.extend(data for _, n, data in log.rows() if n > above)
         return self._decode_all(rows, self._codec.decode_ping)
@@ -447,8 +447,8 @@ class WriteBehind:
             self._backoff = 0.0
             batch.settle()
             self._release_room()
-            garbage: list[Any] = [batch.checks, batch.ping_rows, batch.flips, batch.accepted, ws.checks, ws.ping_logs]
-            batch.checks, batch.ping_rows, batch.flips, batch.accepted = {}, {}, {}, []
+            garbage: list[Any] = [batch.checks, batch.ping_logs, batch.flips, batch.accepted, ws.checks, ws.ping_logs]
+            batch.checks, batch.ping_logs, batch.flips, batch.accepted = {}, {}, {}, []
             ws.checks, ws.ping_logs = [], []
             await _free_in_slices(garbage)
             return True
@@ -505,7 +505,7 @@ class WriteBehind:
             if data is not None:
                 ws.notifications.append((*key, str(record.get("status", "")), data))
         limit = self.ping_log_limit
-        for uuid, log in batch.ping_rows.items():
+        for uuid, log in batch.ping_logs.items():
             # A check's pings are in order of n, one apart: the newest is the last. Rows beyond the
             # log limit are written and pruned in the same transaction (by the writer process).
             floor = log.last_n - limit
