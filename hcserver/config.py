@@ -42,6 +42,9 @@ settings (environment variables; flags of `serve` override the first four):
   HC_FLUSH_INTERVAL_MS      write-behind flush interval (default 100)
   HC_FLUSH_BATCH            flush as soon as this many changes are pending (default 5000)
   HC_MAX_PENDING            pending changes before new pings wait for room (default 200000)
+  HC_IDLE_WRITER            1 = the SQLite writer flushes at idle CPU priority for up to 1 s per
+                            flush, so it never takes a core the server wants (Linux; default 1;
+                            not in durable mode, where every ping waits for the writer)
   HC_RESTART_GRACE          1 = a deadline missed while the server was down gets one grace
                             period from startup before the check goes down (default 1)
   INTEGRATIONS_ALLOW_PRIVATE_IPS  1 = webhooks may target private/loopback addresses (default 0)
@@ -74,6 +77,7 @@ class Settings:
     flush_interval_ms: int = 100
     flush_batch: int = 5000
     max_pending: int = 200_000
+    idle_writer: bool = True
     restart_grace: bool = True
 
     @classmethod
@@ -101,6 +105,7 @@ class Settings:
             flush_interval_ms=r.integer("HC_FLUSH_INTERVAL_MS", d.flush_interval_ms, 1, 60_000),
             flush_batch=r.integer("HC_FLUSH_BATCH", d.flush_batch, 1, 10_000_000),
             max_pending=r.integer("HC_MAX_PENDING", d.max_pending, 1, 100_000_000),
+            idle_writer=r.flag("HC_IDLE_WRITER", d.idle_writer),
             restart_grace=r.flag("HC_RESTART_GRACE", d.restart_grace),
         )
         if settings.admin_key and len(settings.admin_key) < 16:

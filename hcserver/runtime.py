@@ -57,7 +57,10 @@ class Runtime:
     ) -> Runtime:
         if settings.db != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(settings.db)), exist_ok=True)
-        store = await Store.open(settings.db, durable=settings.durable)
+        idle_writer = settings.idle_writer and not settings.durable
+        store = await Store.open(settings.db, durable=settings.durable, idle_writer=idle_writer)
+        if idle_writer and not store.idle_writer:
+            log.warning("HC_IDLE_WRITER: this system refused idle CPU priority; the writer flushes at normal priority")
         index = Index(KeyHasher(await store.secret()))
         report = await recover(store, index)
         for record in report.channels:

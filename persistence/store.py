@@ -80,6 +80,9 @@ class WriteSet:
 
 # Bytes of a request buffered ahead of the writer's pipe before sending waits for room in it.
 _SEND_AHEAD = 1 << 18
+# With an idle writer, how long a flush runs at idle CPU priority before it finishes at normal
+# priority (see persistence.writer). A 50k-ping flush takes about 0.2-0.5 s of CPU on 2 cores.
+IDLE_WRITER_FOR_S = 1.0
 # Where `python -m persistence.writer` finds this package, installed or not.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 # Errors the writer reports (by name) that are raised here as the same type; any other is raised
@@ -99,8 +102,8 @@ class _WriterProcess:
     WriterLost and the next call starts a fresh process and opens the file again.
     """
 
-    def __init__(self, path: str, durable: bool, busy_timeout_ms: int) -> None:
-        self._open_args = [path, durable, busy_timeout_ms]
+    def __init__(self, path: str, durable: bool, busy_timeout_ms: int, idle_for_s: float) -> None:
+        self._open_args = [path, durable, busy_timeout_ms, idle_for_s]
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self.opened: list[Any] | None = None
@@ -110,7 +113,7 @@ class _WriterProcess:
         return self._proc.pid if self._proc is not None else None
 
     async def open(self) -> list[Any]:
-        """Start the process and open the file: [secret, highest flip seq, versions migrated to]."""
+        """Start the process and open the file: [secret, highest flip seq, versions migrated to, idle]."""
         async with self._lock:
             if self._proc is None:
                 await self._start()
@@ -212,9 +215,12 @@ class Store:
         secret: bytes,
         flip_seq: int,
         durable: bool = False,
+        idle_writer: bool = False,
     ) -> None:
         self.path = path
         self.durable = durable
+        # True when the writer runs flushes at idle CPU priority (see persistence.writer).
+        self.idle_writer = idle_writer
         self._writer = writer
         # None for ":memory:", where a second connection would see another, empty database:
         # reads then go to the writer.
@@ -224,14 +230,18 @@ class Store:
         self.flip_seq = flip_seq
 
     @classmethod
-    async def open(cls, path: str | Path, *, durable: bool = False, busy_timeout_ms: int = 2000) -> Store:
+    async def open(
+        cls, path: str | Path, *, durable: bool = False, busy_timeout_ms: int = 2000, idle_writer: bool = False
+    ) -> Store:
         """Open (creating or migrating) the file. `durable` makes every commit reach the disk
         (synchronous=FULL); otherwise a commit survives a crash of the process but may be lost with
-        the machine's power (synchronous=NORMAL, the usual WAL choice)."""
+        the machine's power (synchronous=NORMAL, the usual WAL choice). `idle_writer` asks for flushes
+        at idle CPU priority, for their first IDLE_WRITER_FOR_S; `idle_writer` on the result says
+        whether the system granted it."""
         path = str(path)
-        writer = _WriterProcess(path, durable, busy_timeout_ms)
+        writer = _WriterProcess(path, durable, busy_timeout_ms, IDLE_WRITER_FOR_S if idle_writer else 0.0)
         reader: aiosqlite.Connection | None = None
-        secret, flip_seq, migrated = await writer.open()
+        secret, flip_seq, migrated, idle_writer = await writer.open()
         for version in migrated:
             log.info("database %s migrated to schema version %d", path, version)
         try:
@@ -242,7 +252,7 @@ class Store:
         except BaseException:
             await writer.close()
             raise
-        return cls(path, writer, reader, secret, flip_seq, durable)
+        return cls(path, writer, reader, secret, flip_seq, durable, idle_writer)
 
     async def secret(self) -> bytes:
         """The server's 32 random bytes, made when the file was created (API keys are hashed with it)."""

@@ -12,12 +12,20 @@ The wire format is frames of an 8-byte big-endian length followed by one msgpack
 - When its stdin ends (the server closed it, or died), the process closes the file and exits.
 
 Ops:
-- `open(path, durable, busy_timeout_ms)`: connect, set the pragmas and bring the schema up to
-  date. Answers `[secret, highest flip seq, [schema versions migrated to]]`.
+- `open(path, durable, busy_timeout_ms, idle_for_s)`: connect, set the pragmas and bring the
+  schema up to date. Answers `[secret, highest flip seq, [schema versions migrated to], idle]`.
 - `write(fields)`: one flush in one transaction. `fields` are `persistence.store.WriteSet`'s row
   lists in field order, each sent as a list of chunks of rows (of any size: rows are regrouped
   into statements of ROWS_PER_STATEMENT here).
 - `one(sql, params)` and `all(sql, params)`: a query's first value, or all its rows.
+
+With `idle_for_s` > 0 a flush's statements run on a thread of Linux's SCHED_IDLE policy: it gets
+only CPU time that nothing else wants, so a big flush on a busy machine does not take a core from
+the server's event loop (or from anything else). Statements still to run `idle_for_s` after the
+flush started run on the main thread instead, at normal priority, so a machine kept busy by other
+work delays a flush by about that long (plus one statement), not for ever. Reading, decoding and
+answering requests stay on the main thread: an unprivileged thread cannot leave SCHED_IDLE again.
+`idle` in the answer says whether the system granted the policy.
 
 Only the standard library and msgpack are imported here, so the process starts in about 40 ms.
 """
@@ -26,11 +34,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import secrets
 import signal
 import sqlite3
 import struct
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -132,22 +143,30 @@ _FIELDS: tuple[tuple[str, ...] | _Rows, ...] = (
 )
 
 
-def write(conn: sqlite3.Connection, fields: Sequence[Sequence[Sequence[Sequence[Any]]]]) -> None:
+# Runs one statement: `run(fn, *args)` calls `fn(*args)`, on whichever thread it chooses.
+Run = Callable[..., Any]
+
+
+def _inline(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
+def write(conn: sqlite3.Connection, fields: Sequence[Sequence[Sequence[Sequence[Any]]]], run: Run = _inline) -> None:
     """One flush, in one transaction; on any error roll back and raise."""
     if len(fields) != len(_FIELDS):
         raise ValueError(f"a write needs {len(_FIELDS)} row lists, got {len(fields)}")
-    _exec(conn, "BEGIN IMMEDIATE")
+    run(_exec, conn, "BEGIN IMMEDIATE")
     try:
         for how, chunks in zip(_FIELDS, fields, strict=True):
             rows = chunks[0] if len(chunks) == 1 else [row for chunk in chunks for row in chunk]
             if isinstance(how, _Rows):
                 for start in range(0, len(rows), ROWS_PER_STATEMENT):
                     group = rows[start : start + ROWS_PER_STATEMENT]
-                    _exec(conn, how.sql(len(group)), [value for row in group for value in row])
+                    run(_exec, conn, how.sql(len(group)), [value for row in group for value in row])
             elif rows:
                 for sql in how:
-                    conn.executemany(sql, rows).close()
-        _exec(conn, "COMMIT")
+                    run(_exec_many, conn, sql, rows)
+        run(_exec, conn, "COMMIT")
     except BaseException:
         _rollback(conn)
         raise
@@ -216,6 +235,46 @@ def _exec(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Non
     conn.execute(sql, params).close()
 
 
+def _exec_many(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    conn.executemany(sql, rows).close()
+
+
+class _IdleThread:
+    """A thread of SCHED_IDLE policy that runs one call at a time for the main thread."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()
+        self._done = threading.Event()
+        self._outcome: tuple[bool, Any] = (True, None)
+        self.idle = False
+        threading.Thread(target=self._work, name="idle-writer", daemon=True).start()
+        self._done.wait()
+
+    def _work(self) -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: the calling thread
+            self.idle = True
+        except (AttributeError, OSError):
+            pass  # not Linux, or refused: the main thread runs everything
+        self._done.set()
+        while True:
+            fn, args = self._calls.get()
+            try:
+                self._outcome = (True, fn(*args))
+            except BaseException as exc:
+                self._outcome = (False, exc)
+            self._done.set()
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self._done.clear()
+        self._calls.put((fn, args))
+        self._done.wait()
+        ok, value = self._outcome
+        if not ok:
+            raise value
+        return value
+
+
 def _rollback(conn: sqlite3.Connection) -> None:
     # SQLite may already have rolled back on its own (it does after some I/O errors).
     with contextlib.suppress(sqlite3.Error):
@@ -235,22 +294,47 @@ def read_frame(stream: BinaryIO) -> bytes | None:
 class _Session:
     def __init__(self) -> None:
         self.conn: sqlite3.Connection | None = None
+        self.idle_for_s = 0.0
+        self.idle: _IdleThread | None = None
 
     def handle(self, request: list[Any]) -> Any:
         op, args = request[0], request[1:]
         if op == "open":
             if self.conn is not None:
                 raise RuntimeError("the writer is already open")
-            path, durable, busy_timeout_ms = args
+            path, durable, busy_timeout_ms, idle_for_s = args
             # isolation_level=None: no implicit transactions; every flush says BEGIN and COMMIT itself.
-            self.conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
-            return prepare(self.conn, path, durable, busy_timeout_ms)
+            # check_same_thread=False: the idle thread runs statements too, never at the same time.
+            self.conn = sqlite3.connect(
+                path, isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
+            )
+            opened = prepare(self.conn, path, durable, busy_timeout_ms)
+            if idle_for_s > 0:
+                thread = _IdleThread()
+                if thread.idle:
+                    self.idle, self.idle_for_s = thread, float(idle_for_s)
+            return [*opened, self.idle is not None]
         if self.conn is None:
             raise RuntimeError(f"{op!r} before 'open'")
-        ops: dict[str, Callable[..., Any]] = {"write": write, "one": one, "all": _all}
+        if op == "write":
+            (fields,) = args
+            return write(self.conn, fields, self._runner())
+        ops: dict[str, Callable[..., Any]] = {"one": one, "all": _all}
         if op not in ops:
             raise ValueError(f"unknown writer op {op!r}")
         return ops[op](self.conn, *args)
+
+    def _runner(self) -> Run:
+        """How one flush runs its statements: on the idle thread until idle_for_s has passed, then here."""
+        idle = self.idle
+        if idle is None:
+            return _inline
+        until = time.monotonic() + self.idle_for_s
+
+        def run(fn: Callable[..., Any], *args: Any) -> Any:
+            return idle.run(fn, *args) if time.monotonic() < until else fn(*args)
+
+        return run
 
     def close(self) -> None:
         if self.conn is not None:

@@ -296,3 +296,29 @@ def test_ctrl_c_to_the_process_group_still_writes_everything(db: Path, tmp_path:
         assert server.api("GET", f"checks/{uuid}")["n_pings"] == 20
     finally:
         server.stop(signal.SIGTERM)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+@pytest.mark.parametrize(
+    ("extra", "environ", "idle"),
+    [((), {}, True), (("--durable",), {}, False), ((), {"HC_IDLE_WRITER": "0"}, False)],
+    ids=["default", "durable", "turned-off"],
+)
+def test_the_writer_flushes_at_idle_priority_unless_durable_or_turned_off(
+    db: Path, tmp_path: Path, extra: tuple[str, ...], environ: dict[str, str], idle: bool
+) -> None:
+    server = start(db, tmp_path, *extra, environ=environ)
+    try:
+        [writer] = _children(server.proc.pid)
+        policies = {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{writer}/task")}
+        assert policies == ({os.SCHED_OTHER, os.SCHED_IDLE} if idle else {os.SCHED_OTHER})
+        assert os.sched_getscheduler(server.proc.pid) == os.SCHED_OTHER
+        uuid = server.create_check("idle")
+        assert server.request("POST", f"/ping/{uuid}", b"written")[0] == 200
+    finally:
+        server.stop(signal.SIGTERM)
+    server = start(db, tmp_path)
+    try:
+        assert server.api("GET", f"checks/{uuid}")["n_pings"] == 1
+    finally:
+        server.stop(signal.SIGTERM)

@@ -6,8 +6,12 @@ import asyncio
 import io
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import msgpack
+import pytest
 
 from persistence.writer import FRAME_HEADER, serve
 from tests.persistence.helpers import T0, async_test, check, count, open_writer, ping, project
@@ -30,7 +34,7 @@ def test_the_protocol_answers_every_request_and_reports_errors_without_dying(tmp
     requests = b"".join(
         [
             frame(["one", "SELECT 1"]),  # before open
-            frame(["open", db, False, 2000]),
+            frame(["open", db, False, 2000, 0]),
             frame(["one", "PRAGMA journal_mode"]),
             frame(["all", "SELECT key FROM meta ORDER BY key", []]),
             frame(["explode"]),
@@ -98,3 +102,78 @@ async def test_a_writer_killed_in_the_middle_of_a_flush_loses_nothing(tmp_path):
     assert await wb.flush_once()
     assert count(db, "pings") == 20_000 and wb.status()["pending"] == 0
     await wb.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+needs_sched_idle = pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+
+
+class WriterChild:
+    """`python -m persistence.writer` as the server runs it, spoken to frame by frame."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "persistence.writer"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        )
+
+    def call(self, *request: object) -> object:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(frame(list(request)))
+        self.proc.stdin.flush()
+        (size,) = FRAME_HEADER.unpack(self.proc.stdout.read(FRAME_HEADER.size))
+        ok, *result = msgpack.unpackb(self.proc.stdout.read(size))
+        assert ok is True, result
+        return result[0]
+
+    def threads(self) -> dict[int, int]:
+        """Each thread's id and scheduling policy."""
+        return {int(tid): os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{self.proc.pid}/task")}
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=10) == 0
+
+
+def cpu_ns(pid: int, tid: int) -> int:
+    """Time the thread has spent on a CPU, from the scheduler's own accounting."""
+    return int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+
+
+def projects_write(count: int) -> list[list[list[object]]]:
+    fields: list[list[list[object]]] = [[[]] for _ in range(11)]
+    fields[3] = [[[f"project-{i}", b"x" * 100] for i in range(count)]]  # projects: (id, data)
+    return fields
+
+
+@needs_sched_idle
+@pytest.mark.parametrize("idle_for_s", [60.0, 1e-9])
+def test_an_idle_writer_flushes_at_idle_priority_and_finishes_a_long_flush_at_normal_priority(tmp_path, idle_for_s):
+    writer = WriterChild()
+    try:
+        opened = writer.call("open", str(tmp_path / "data.db"), False, 2000, idle_for_s)
+        assert opened[3] is True  # granted
+        threads = writer.threads()
+        assert threads.pop(writer.proc.pid) == os.SCHED_OTHER  # the main thread reads and answers
+        [(idle, policy)] = threads.items()
+        assert policy == os.SCHED_IDLE
+        before = cpu_ns(writer.proc.pid, idle)
+        writer.call("write", projects_write(20_000))
+        idle_ms = (cpu_ns(writer.proc.pid, idle) - before) / 1e6
+        assert writer.call("one", "SELECT COUNT(*) FROM projects") == 20_000
+    finally:
+        writer.close()
+    if idle_for_s > 1:
+        assert idle_ms > 5, "a flush well within idle_for_s did not run on the idle thread"
+    else:
+        assert idle_ms < 1, "statements after idle_for_s still ran on the idle thread"
+
+
+def test_a_writer_opened_without_idle_time_keeps_normal_priority_in_one_thread(tmp_path):
+    writer = WriterChild()
+    try:
+        assert writer.call("open", str(tmp_path / "data.db"), True, 2000, 0)[3] is False
+        assert list(writer.threads().values()) == [os.SCHED_OTHER]
+    finally:
+        writer.close()

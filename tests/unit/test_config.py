@@ -14,6 +14,7 @@ from hcserver.config import Settings, SettingsError
 def test_defaults_and_derived_urls():
     s = Settings.from_env({})
     assert (s.host, s.port, s.ping_body_limit, s.ping_log_limit) == ("127.0.0.1", 8000, 10000, 100)
+    assert s.idle_writer is True and Settings.from_env({"HC_IDLE_WRITER": "0"}).idle_writer is False
     assert s.site_root == "http://127.0.0.1:8000" and s.ping_endpoint == "http://127.0.0.1:8000/ping/"
     s = Settings.from_env({"SITE_ROOT": "https://hc.example.org/", "PING_ENDPOINT": "https://ping.example.org"})
     assert s.site_root == "https://hc.example.org" and s.ping_endpoint == "https://ping.example.org/"
@@ -25,6 +26,7 @@ def test_defaults_and_derived_urls():
         ({"HC_PORT": "http"}, "HC_PORT must be a whole number"),
         ({"PING_BODY_LIMIT": "-1"}, "PING_BODY_LIMIT must be between"),
         ({"HC_DURABLE": "perhaps"}, "HC_DURABLE must be 1 or 0"),
+        ({"HC_IDLE_WRITER": "yes please"}, "HC_IDLE_WRITER must be 1 or 0"),
         ({"HC_API_KEY": "short"}, "HC_API_KEY must be 32 characters long"),
         ({"HC_PING_KEY": "UPPERCASEUPPERCASEUPPE"}, "HC_PING_KEY may only contain"),
         ({"HC_ADMIN_KEY": "tiny"}, "HC_ADMIN_KEY must be at least 16 characters"),
@@ -48,5 +50,6 @@ def test_cli_exits_2_with_the_message_and_documents_every_setting():
     helptext = subprocess.run([sys.executable, "-m", "hcserver", "--help"], capture_output=True, text=True,
                               timeout=30).stdout  # fmt: skip
     for name in ("HC_DB", "SITE_ROOT", "PING_ENDPOINT", "PING_BODY_LIMIT", "HC_MAX_REQUEST_BODY", "HC_API_KEY",
-                 "HC_ADMIN_KEY", "HC_FLUSH_INTERVAL_MS", "HC_DURABLE", "HC_RESTART_GRACE", "EMAIL_HOST"):  # fmt: skip
+                 "HC_ADMIN_KEY", "HC_FLUSH_INTERVAL_MS", "HC_DURABLE", "HC_RESTART_GRACE", "HC_IDLE_WRITER",
+                 "EMAIL_HOST"):  # fmt: skip
         assert name in helptext
