@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from hcserver.domain.checks import Check
 from hcserver.domain.pings import Flip, Ping, PingRequest
@@ -17,6 +20,9 @@ from persistence.store import Store
 from persistence.writebehind import WriteBehind
 
 T0 = 1_700_000_000.0
+# The repository root: PYTHONPATH for the processes the tests start.
+ROOT = Path(__file__).resolve().parents[2]
+needs_sched_idle = pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
 # Every async test gets this long before it fails instead of hanging the suite.
 TEST_TIMEOUT = 20.0
 
@@ -60,3 +66,8 @@ def rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, 
 
 def count(path: Path, table: str, where: str = "", params: tuple[Any, ...] = ()) -> int:
     return int(rows(path, f"SELECT COUNT(*) FROM {table} {where}", params)[0][0])
+
+
+def thread_policies(pid: int) -> dict[int, int]:
+    """Each thread of a process: its id and its scheduling policy."""
+    return {int(tid): os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}

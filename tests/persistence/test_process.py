@@ -22,12 +22,13 @@ from typing import Any
 
 import pytest
 
+from tests.persistence.helpers import ROOT, needs_sched_idle, thread_policies
+
 API_KEY = "hcw_" + "p" * 28
 PING_KEY = "persistence00000000000"
 FLUSH_MS = 100
 # Time a flush may take to hand its batch to the writer process (a few ms is typical).
 HANDOVER_S = 0.02
-ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
@@ -298,7 +299,7 @@ def test_ctrl_c_to_the_process_group_still_writes_everything(db: Path, tmp_path:
         server.stop(signal.SIGTERM)
 
 
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+@needs_sched_idle
 @pytest.mark.parametrize(
     ("extra", "environ", "idle"),
     [((), {}, True), (("--durable",), {}, False), ((), {"HC_IDLE_WRITER": "0"}, False)],
@@ -310,8 +311,7 @@ def test_the_writer_flushes_at_idle_priority_unless_durable_or_turned_off(
     server = start(db, tmp_path, *extra, environ=environ)
     try:
         [writer] = _children(server.proc.pid)
-        policies = {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{writer}/task")}
-        assert policies == ({os.SCHED_OTHER, os.SCHED_IDLE} if idle else {os.SCHED_OTHER})
+        assert set(thread_policies(writer).values()) == ({os.SCHED_OTHER, os.SCHED_IDLE} if idle else {os.SCHED_OTHER})
         assert os.sched_getscheduler(server.proc.pid) == os.SCHED_OTHER
         uuid = server.create_check("idle")
         assert server.request("POST", f"/ping/{uuid}", b"written")[0] == 200

@@ -14,7 +14,18 @@ import msgpack
 import pytest
 
 from persistence.writer import FRAME_HEADER, serve
-from tests.persistence.helpers import T0, async_test, check, count, open_writer, ping, project
+from tests.persistence.helpers import (
+    ROOT,
+    T0,
+    async_test,
+    check,
+    count,
+    needs_sched_idle,
+    open_writer,
+    ping,
+    project,
+    thread_policies,
+)
 
 
 def frame(value: object) -> bytes:
@@ -104,10 +115,6 @@ async def test_a_writer_killed_in_the_middle_of_a_flush_loses_nothing(tmp_path):
     await wb.close()
 
 
-ROOT = Path(__file__).resolve().parents[2]
-needs_sched_idle = pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
-
-
 class WriterChild:
     """`python -m persistence.writer` as the server runs it, spoken to frame by frame."""
 
@@ -125,10 +132,6 @@ class WriterChild:
         ok, *result = msgpack.unpackb(self.proc.stdout.read(size))
         assert ok is True, result
         return result[0]
-
-    def threads(self) -> dict[int, int]:
-        """Each thread's id and scheduling policy."""
-        return {int(tid): os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{self.proc.pid}/task")}
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -154,7 +157,7 @@ def test_an_idle_writer_flushes_at_idle_priority_and_finishes_a_long_flush_at_no
     try:
         opened = writer.call("open", str(tmp_path / "data.db"), False, 2000, idle_for_s)
         assert opened[3] is True  # granted
-        threads = writer.threads()
+        threads = thread_policies(writer.proc.pid)
         assert threads.pop(writer.proc.pid) == os.SCHED_OTHER  # the main thread reads and answers
         [(idle, policy)] = threads.items()
         assert policy == os.SCHED_IDLE
@@ -174,6 +177,6 @@ def test_a_writer_opened_without_idle_time_keeps_normal_priority_in_one_thread(t
     writer = WriterChild()
     try:
         assert writer.call("open", str(tmp_path / "data.db"), True, 2000, 0)[3] is False
-        assert list(writer.threads().values()) == [os.SCHED_OTHER]
+        assert list(thread_policies(writer.proc.pid).values()) == [os.SCHED_OTHER]
     finally:
         writer.close()
