@@ -243,3 +243,24 @@ async def test_a_damaged_ping_row_is_skipped_and_counted_on_read(tmp_path):
     assert await wb.get_ping(c, 2) is None
     assert wb.status()["skipped_records"] == 2
     await wb.close()
+
+
+@async_test
+async def test_a_flush_bigger_than_a_pipe_write_arrives_whole(tmp_path):
+    # The flush goes to the writer process in blocks of 64 KiB: pieces that straddle a block, and a
+    # check whose pings alone outweigh several blocks, must all land intact and in order.
+    db = tmp_path / "data.db"
+    wb = await open_writer(db, ping_log_limit=100)
+    wb.project_changed(project())
+    bodies: dict[str, list[bytes]] = {}
+    for size in (700, 4_000, 10_000):
+        c = check()
+        bodies[c.uuid] = [bytes([i]) * size for i in range(1, 61)]
+        for i, body in enumerate(bodies[c.uuid]):
+            wb.ping_recorded(c, *ping(c, T0 + i, body=body))
+    assert await wb.flush_once()
+    codec = Codec()
+    for uuid, sent in bodies.items():
+        stored = rows(db, "SELECT data FROM pings WHERE check_id = ? ORDER BY n", (uuid,))
+        assert [codec.decode_ping(data).body for (data,) in stored] == sent
+    await wb.close()
