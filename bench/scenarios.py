@@ -796,8 +796,10 @@ def scenario_recovery(s: Suite) -> None:
         if missing > 0:
             allowed = max(3.0, s.time_left() - cfg.reserve_s)
             spec = s.spec(paths=target.paths("uuid"), budget=missing, duration_s=allowed, max_seconds=allowed + 30.0)
-            fill = s.load(target.server, spec, target)
+            with StatusPoller(target.server, s.keys, interval_s=_FILL_POLL_S) as poller:
+                fill = s.load(target.server, spec, target)
             s.add(row_from(fill, "recovery", f"store pings, {n:,} checks", "hcserver"))
+            _add_loss_window(s, poller.samples, n, label)
         stored = target.expected
         code, stop_s, ready_s = target.restart()
         note = f"SIGTERM to exit {stop_s:.2f} s, exit code {code}"
@@ -818,6 +820,56 @@ def scenario_recovery(s: Suite) -> None:
         if label == "large":
             scale = "" if n >= 100_000 and stored >= 1_000_000 else f"measured at {n:,} checks + {stored:,} pings"
             s.add_target(Target("recovery of 100k checks + 1M pings", ready_s, "<=", 2.0, "s", note=scale))
+            s.add_target(
+                Target(
+                    "SIGTERM to exit after the fill",
+                    stop_s,
+                    "<=",
+                    5.0,
+                    "s",
+                    note=f"{n:,} checks; the issue asks for well under 10 s, taken here as half of it",
+                )
+            )
+
+
+# How often the recovery scenario's fill reads the verbose status, for the loss window under load.
+_FILL_POLL_S = 0.25
+
+
+def _add_loss_window(s: Suite, samples: Sequence[tuple[float, dict[str, Any]]], n: int, label: str) -> None:
+    """What a crash during the fill (pings at full speed) would have cost: the age of the oldest change
+    not yet committed, as sampled, and the server's own answer-to-commit lag at the end."""
+    ages = sorted(age for _, status in samples if (age := _num(status, "oldest_pending_age_ms")) is not None)
+    lag = persistence_lag(samples)
+    if not ages or lag is None:
+        s.add(Row("recovery", f"loss window at full speed, {n:,} checks", "hcserver", note="verbose status n/a"))
+        return
+    p99 = ages[min(len(ages) - 1, int(0.99 * len(ages)))]
+    s.add(
+        Row(
+            "recovery",
+            f"loss window at full speed, {n:,} checks",
+            "hcserver",
+            p50_ms=statistics.median(ages),
+            p99_ms=p99,
+            value=ages[-1],
+            unit="ms",
+            note=f"age of the oldest uncommitted change, {len(ages):,} samples (value: the largest); "
+            f"commit lag p50/p99 {lag[0]:,.0f}/{lag[1]:,.0f} ms",
+        )
+    )
+    if label == "large":
+        s.add_target(
+            Target(
+                "loss window at full speed, 100k checks",
+                p99,
+                "<=",
+                1000.0,
+                "ms",
+                note="p99 of the oldest uncommitted change's age; ours: ten flush intervals"
+                + ("" if n >= 100_000 else f"; measured at {n:,} checks"),
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
