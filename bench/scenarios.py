@@ -61,12 +61,14 @@ class BenchConfig:
     backlog_pings: int = 50_000
     backlog_max_s: float = 5.0
     # One flush window is a p99 of a few thousand requests on a shared machine: take the median.
+    # Rounds per load (c=1, and half our peak rate).
     backlog_rounds: int = 5
     burst_pings: int = 20_000
     burst_connections: int = 1000
     # Wall-time budget of the whole run; filling the store for the recovery scenario uses what is left
-    # of it, keeping back `reserve_s` for the restart and the final listing of every check.
-    budget_s: float = 560.0
+    # of it, keeping back `reserve_s` for the restart and the final listing of every check. A run
+    # ends about 30 s short of it: under the 10 minutes issue 4 allows.
+    budget_s: float = 590.0
     reserve_s: float = 45.0
 
 
@@ -617,47 +619,66 @@ _POLL_S = 0.05
 
 
 def scenario_backlog(s: Suite) -> None:
+    # Issue 4 sets the target on the p99 at c=1 ("flushing adds at most 2 ms to it"); the same rounds
+    # at half our peak rate with 100 connections are the harder case, and a target of ours.
     cfg = s.config
     rate = s.ensure_peak() / 2
     # A server of its own whose writer holds everything back until `backlog_pings` changes wait, so
     # that the backlog really is that big and its flush starts right at the end of the preload.
     ours = s.target("backlog")
+    paths = ours.paths("uuid")
+    loads = (
+        ("c=1", s.spec(paths=paths, connections=1), "p99 at c=1 added while flushing a backlog"),
+        (
+            f"offered {rate:,.0f}/s, c={cfg.paced_connections}",
+            s.spec(paths=paths, connections=cfg.paced_connections, rate=rate),
+            "p99 at half our peak added while flushing a backlog",
+        ),
+    )
+    for load, spec, goal in loads:
+        added = _backlog_rounds(s, ours, spec, load)
+        s.add_target(
+            Target(
+                goal,
+                statistics.median(added) if added else None,
+                "<=",
+                2.0,
+                "ms",
+                note="median over rounds, each vs the window right after it, writer idle; rounds: "
+                + ", ".join(f"{a:+.1f}" for a in added),
+            )
+        )
+
+
+def _backlog_rounds(s: Suite, ours: HcTarget, spec: LoadSpec, load: str) -> list[float]:
+    """Rounds of a flush window and the quiet window right after it, under one load; the p99 each
+    flush added. Rows: every window (details) and the medians."""
+    cfg = s.config
     held = f"HC_FLUSH_BATCH={cfg.backlog_pings}, HC_FLUSH_INTERVAL_MS=60000"
-    paced = s.spec(paths=ours.paths("uuid"), connections=cfg.paced_connections, rate=rate)
     quiet_rows: list[Row] = []
     flush_rows: list[Row] = []
     added: list[float] = []
     for r in range(1, cfg.backlog_rounds + 1):
-        flushing = _flush_backlog(s, ours, paced, f"round {r}")
+        flushing = _flush_backlog(s, ours, spec, f"{load}, round {r}")
         flush_rows.append(flushing)
-        # Right after, for as long, at the same rate and with the same status polling: the machine
-        # is in the same mood, and the two p99s come from windows of the same length. Too few
-        # changes wait to start a flush.
+        # Right after, for as long, under the same load and with the same status polling: the
+        # machine is in the same mood, and the two p99s come from windows of the same length. Too
+        # few changes wait to start a flush.
         with StatusPoller(ours.server, s.keys, interval_s=_POLL_S):
-            quiet = s.load(ours.server, replace(paced, duration_s=flushing.elapsed_s or cfg.latency_s), ours)
+            quiet = s.load(ours.server, replace(spec, duration_s=flushing.elapsed_s or cfg.latency_s), ours)
         quiet_rows.append(
-            s.add(row_from(quiet, "backlog", f"writer idle, round {r}", "hcserver", note=held, detail=True))
+            s.add(row_from(quiet, "backlog", f"writer idle, {load}, round {r}", "hcserver", note=held, detail=True))
         )
         if quiet_rows[-1].p99_ms is not None and flushing.p99_ms is not None:
             added.append(flushing.p99_ms - quiet_rows[-1].p99_ms)
     rounds = f"median of {cfg.backlog_rounds} rounds"
-    s.add(_median_row(quiet_rows, f"offered {rate:,.0f}/s, writer idle", rounds))
-    s.add(_median_row(flush_rows, f"offered {rate:,.0f}/s while flushing the backlog", rounds))
-    s.add_target(
-        Target(
-            "p99 added while flushing a backlog",
-            statistics.median(added) if added else None,
-            "<=",
-            2.0,
-            "ms",
-            note="median over rounds, each vs the window right after it, writer idle; rounds: "
-            + ", ".join(f"{a:+.1f}" for a in added),
-        )
-    )
+    s.add(_median_row(quiet_rows, f"{load}, writer idle", rounds))
+    s.add(_median_row(flush_rows, f"{load} while flushing the backlog", rounds))
+    return added
 
 
-def _flush_backlog(s: Suite, ours: HcTarget, paced: LoadSpec, label: str) -> Row:
-    """Fill the held-back batch to `backlog_pings`, then load at the paced rate while it flushes."""
+def _flush_backlog(s: Suite, ours: HcTarget, spec: LoadSpec, label: str) -> Row:
+    """Fill the held-back batch to `backlog_pings`, then run `spec` while it flushes."""
     cfg = s.config
     before = flush_status(ours.server, s.keys)
     pending = int(before.get("pending", 0)) if before is not None else 0
@@ -685,7 +706,7 @@ def _flush_backlog(s: Suite, ours: HcTarget, paced: LoadSpec, label: str) -> Row
     with StatusPoller(ours.server, s.keys, interval_s=_POLL_S) as poller:
         result = s.load(
             ours.server,
-            replace(paced, duration_s=cfg.backlog_max_s),
+            replace(spec, duration_s=cfg.backlog_max_s),
             ours,
             should_stop=(lambda: poller.seen(flushed, min_s=0.5)) if start is not None else None,
         )
