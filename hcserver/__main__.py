@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from hcserver.alerts.settings import AlertSettings
 from hcserver.config import SETTINGS_HELP, Settings, SettingsError
 from hcserver.runtime import Runtime
+from persistence.store import SchemaTooNew, StoreInUse
 
 log = logging.getLogger("hcserver")
 
@@ -88,7 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as e:
         print(f"hcserver: {e}", file=sys.stderr)
         return 2
-    return asyncio.run(serve(settings, alerts))
+    try:
+        return asyncio.run(serve(settings, alerts))
+    except (SchemaTooNew, StoreInUse) as e:
+        # The file belongs to a newer hcserver, or another one is using it: say so, touch nothing.
+        print(f"hcserver: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ import aiosqlite
 import msgpack  # type: ignore[import-untyped]  # no stubs or py.typed upstream
 
 from persistence.pacing import Pacer
-from persistence.writer import FRAME_HEADER, ROWS_PER_STATEMENT, SCHEMA_VERSION, SchemaTooNew
+from persistence.writer import FRAME_HEADER, ROWS_PER_STATEMENT, SCHEMA_VERSION, SchemaTooNew, StoreInUse
 
-__all__ = ["SCHEMA_VERSION", "NotificationKey", "SchemaTooNew", "Store", "WriteSet", "WriterLost"]
+__all__ = ["SCHEMA_VERSION", "NotificationKey", "SchemaTooNew", "Store", "StoreInUse", "WriteSet", "WriterLost"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 # as a RuntimeError whose message starts with the name.
 _KNOWN_ERRORS: dict[str, type[Exception]] = {
     "SchemaTooNew": SchemaTooNew,
+    "StoreInUse": StoreInUse,
     "RuntimeError": RuntimeError,
     "ValueError": ValueError,
     **{name: getattr(sqlite3, name) for name in dir(sqlite3) if name.endswith("Error") or name == "Warning"},

@@ -27,12 +27,19 @@ work delays a flush by about that long (plus one statement), not for ever. Readi
 answering requests stay on the main thread: an unprivileged thread cannot leave SCHED_IDLE again.
 `idle` in the answer says whether the system granted the policy.
 
+One writer per file. `open` takes an exclusive lock (flock) on `<path>.lock` and holds it for the
+life of the process, and writes the server's pid into it. A second hcserver on the same file is
+refused with StoreInUse. A server started after one that was killed first waits for that server's
+writer to exit: the writer finishes the flush it was handed even when its server dies, and a
+server that loaded the file before that flush committed would never know what it wrote.
+
 Only the standard library and msgpack are imported here, so the process starts in about 40 ms.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import queue
 import secrets
@@ -79,6 +86,79 @@ _MIGRATIONS: dict[int, str] = {
 
 class SchemaTooNew(RuntimeError):
     """The file was written by a newer hcserver; refusing to touch it protects that data."""
+
+
+class StoreInUse(RuntimeError):
+    """Another hcserver's writer holds the file's lock."""
+
+
+# How long `open` waits for the writer of a server that is gone (it may be finishing a big flush
+# on a busy machine), and for one whose server is still running (a restart in progress, or a
+# server pid reused by another process).
+ORPHAN_WAIT_S = 60.0
+LIVE_WAIT_S = 2.0
+
+
+def lock_store(path: str, orphan_wait_s: float = ORPHAN_WAIT_S, live_wait_s: float = LIVE_WAIT_S) -> int | None:
+    """Take the writer's lock on `path` and write the server's pid (this process's parent) in it.
+    Returns the lock file's descriptor, held until this process ends; None when the lock file
+    cannot be opened at all (a read-only directory: the file is not writable either)."""
+    lock_path = path + ".lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        print(f"hcserver writer: cannot open {lock_path} ({exc}); running without the lock", file=sys.stderr)
+        return None
+    started = time.monotonic()
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            pass
+        holder = _holder(fd)
+        alive = holder is not None and _running(holder)
+        if time.monotonic() - started >= (live_wait_s if alive else orphan_wait_s):
+            os.close(fd)
+            who = f"another hcserver (pid {holder})" if alive else "the writer process of an earlier hcserver"
+            raise StoreInUse(
+                f"{path} is in use by {who}: its writer holds {lock_path}. Stop that server first, or point "
+                "--db at another file."
+            )
+        if holder is not None and not alive and not told:
+            told = True
+            print(
+                f"hcserver writer: waiting for the writer process of hcserver pid {holder} (no longer running) "
+                f"to finish its last flush to {path}",
+                file=sys.stderr,
+                flush=True,
+            )
+        time.sleep(0.05)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getppid()}\n".encode(), 0)
+    return fd
+
+
+def _holder(fd: int) -> int | None:
+    """The server pid written in the lock file by its holder."""
+    try:
+        return int(os.pread(fd, 32, 0).decode().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _running(pid: int) -> bool:
+    """True if `pid` is a process that has not ended (a zombie has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # "pid (comm) state ...": comm may hold spaces and parentheses; the state follows the last ")".
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        return True  # cannot tell: take it as running, which the message then names
+    return state != b"Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +376,7 @@ class _Session:
         self.conn: sqlite3.Connection | None = None
         self.idle_for_s = 0.0
         self.idle: _IdleThread | None = None
+        self.lock: int | None = None
 
     def handle(self, request: list[Any]) -> Any:
         op, args = request[0], request[1:]
@@ -303,6 +384,8 @@ class _Session:
             if self.conn is not None:
                 raise RuntimeError("the writer is already open")
             path, durable, busy_timeout_ms, idle_for_s = args
+            if path != ":memory:" and self.lock is None:
+                self.lock = lock_store(path)
             # isolation_level=None: no implicit transactions; every flush says BEGIN and COMMIT itself.
             # check_same_thread=False: the idle thread runs statements too, never at the same time.
             self.conn = sqlite3.connect(

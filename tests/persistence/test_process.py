@@ -82,14 +82,15 @@ class Server:
         return time.monotonic() - started
 
 
-def start(
+def spawn(
     db: Path,
     tmp: Path,
     *extra: str,
     flush_ms: int = FLUSH_MS,
     environ: dict[str, str] | None = None,
     new_session: bool = False,
-) -> Server:
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start the server process; its stderr goes to the returned log file."""
     env = dict(os.environ, HC_API_KEY=API_KEY, HC_PING_KEY=PING_KEY, HC_FLUSH_INTERVAL_MS=str(flush_ms),
                PYTHONPATH=str(ROOT), **(environ or {}))  # fmt: skip
     env.pop("SITE_ROOT", None)
@@ -99,6 +100,12 @@ def start(
             [sys.executable, "-m", "hcserver", "serve", "--host", "127.0.0.1", "--port", "0", "--db", str(db), *extra],
             stdout=subprocess.PIPE, stderr=err, env=env, cwd=tmp, start_new_session=new_session,
         )  # fmt: skip
+    return proc, log
+
+
+def start(db: Path, tmp: Path, *extra: str, **options: Any) -> Server:
+    """Start the server and wait until it answers its status endpoint."""
+    proc, log = spawn(db, tmp, *extra, **options)
     port = _read_port(proc, log)
     server = Server(proc, port, log)
     deadline = time.monotonic() + 10
@@ -322,3 +329,58 @@ def test_the_writer_flushes_at_idle_priority_unless_durable_or_turned_off(
         assert server.api("GET", f"checks/{uuid}")["n_pings"] == 1
     finally:
         server.stop(signal.SIGTERM)
+
+
+def test_a_second_server_on_the_same_file_is_refused(db: Path, tmp_path: Path) -> None:
+    first = start(db, tmp_path)
+    try:
+        uuid = first.create_check("mine")
+        second, log = spawn(db, tmp_path)
+        try:
+            assert second.wait(timeout=15) == 2
+        finally:
+            second.kill()
+            second.wait()
+        message = log.read_text()
+        assert f"is in use by another hcserver (pid {first.proc.pid})" in message, message
+        assert "Traceback" not in message
+        # The first one is untouched.
+        assert first.request("GET", f"/ping/{uuid}")[0] == 200
+        assert first.api("GET", f"checks/{uuid}")["n_pings"] == 1
+    finally:
+        first.stop(signal.SIGTERM)
+
+
+def test_a_restart_waits_for_the_killed_servers_writer_to_finish_its_flush(db: Path, tmp_path: Path) -> None:
+    # The writer process finishes the flush it was handed even when its server is killed. A server
+    # started meanwhile must not load the file before that flush is in: it would never know of it.
+    first = start(db, tmp_path)
+    [writer] = _children(first.proc.pid)
+    os.kill(writer, signal.SIGSTOP)  # a writer slow to get to its flush (a busy machine)
+    try:
+        uuid = first.create_check("handed over")
+        assert first.request("POST", f"/ping/{uuid}", b"in the last flush")[0] == 200
+        time.sleep(3 * FLUSH_MS / 1000)  # the flush is in the writer's pipe, waiting to be read
+        first.stop(signal.SIGKILL)
+
+        started: list[Server] = []
+        restart = threading.Thread(target=lambda: started.append(start(db, tmp_path)))
+        restart.start()
+        deadline = time.monotonic() + 10
+        waiting = f"waiting for the writer process of hcserver pid {first.proc.pid}"
+        while not any(waiting in log.read_text() for log in tmp_path.glob("server-*.log")):
+            assert time.monotonic() < deadline, "the new server did not wait for the old writer"
+            time.sleep(0.02)
+    finally:
+        os.kill(writer, signal.SIGCONT)
+    restart.join(30)
+    [second] = started
+    try:
+        assert second.api("GET", f"checks/{uuid}")["n_pings"] == 1
+        [listed] = second.api("GET", f"checks/{uuid}/pings/")["pings"]
+        assert second.request("GET", f"/api/v3/checks/{uuid}/pings/{listed['n']}/body", api=True) == (
+            200,
+            b"in the last flush",
+        )
+    finally:
+        second.stop(signal.SIGTERM)
