@@ -43,8 +43,9 @@ settings (environment variables; flags of `serve` override the first four):
   HC_FLUSH_BATCH            flush as soon as this many changes are pending (default 5000)
   HC_MAX_PENDING            pending changes before new pings wait for room (default 200000)
   HC_IDLE_WRITER            1 = the SQLite writer flushes at idle CPU priority for up to 1 s per
-                            flush, so it never takes a core the server wants (Linux; default 1;
-                            not in durable mode, where every ping waits for the writer)
+                            flush, so it never takes a core the server wants; on a machine kept
+                            busy by other work, commits (and the crash loss window) then lag by
+                            up to that second (Linux; default 0; never in durable mode)
   HC_RESTART_GRACE          1 = a deadline missed while the server was down gets one grace
                             period from startup before the check goes down (default 1)
   INTEGRATIONS_ALLOW_PRIVATE_IPS  1 = webhooks may target private/loopback addresses (default 0)
@@ -77,7 +78,7 @@ class Settings:
     flush_interval_ms: int = 100
     flush_batch: int = 5000
     max_pending: int = 200_000
-    idle_writer: bool = True
+    idle_writer: bool = False
     restart_grace: bool = True
 
     @classmethod

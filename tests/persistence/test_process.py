@@ -309,10 +309,10 @@ def test_ctrl_c_to_the_process_group_still_writes_everything(db: Path, tmp_path:
 @needs_sched_idle
 @pytest.mark.parametrize(
     ("extra", "environ", "idle"),
-    [((), {}, True), (("--durable",), {}, False), ((), {"HC_IDLE_WRITER": "0"}, False)],
-    ids=["default", "durable", "turned-off"],
+    [((), {}, False), ((), {"HC_IDLE_WRITER": "1"}, True), (("--durable",), {"HC_IDLE_WRITER": "1"}, False)],
+    ids=["default", "turned-on", "durable"],
 )
-def test_the_writer_flushes_at_idle_priority_unless_durable_or_turned_off(
+def test_the_writer_flushes_at_idle_priority_only_when_asked_and_not_durable(
     db: Path, tmp_path: Path, extra: tuple[str, ...], environ: dict[str, str], idle: bool
 ) -> None:
     server = start(db, tmp_path, *extra, environ=environ)

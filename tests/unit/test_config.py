@@ -14,7 +14,7 @@ from hcserver.config import Settings, SettingsError
 def test_defaults_and_derived_urls():
     s = Settings.from_env({})
     assert (s.host, s.port, s.ping_body_limit, s.ping_log_limit) == ("127.0.0.1", 8000, 10000, 100)
-    assert s.idle_writer is True and Settings.from_env({"HC_IDLE_WRITER": "0"}).idle_writer is False
+    assert s.idle_writer is False and Settings.from_env({"HC_IDLE_WRITER": "1"}).idle_writer is True
     assert s.site_root == "http://127.0.0.1:8000" and s.ping_endpoint == "http://127.0.0.1:8000/ping/"
     s = Settings.from_env({"SITE_ROOT": "https://hc.example.org/", "PING_ENDPOINT": "https://ping.example.org"})
     assert s.site_root == "https://hc.example.org" and s.ping_endpoint == "https://ping.example.org/"
