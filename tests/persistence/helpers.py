@@ -55,6 +55,16 @@ async def open_writer(path: Path, **settings: Any) -> WriteBehind:
     return WriteBehind(store, durable=durable, **settings)
 
 
+async def writer_with_one_ping(path: Path) -> tuple[WriteBehind, Check]:
+    """A writer on `path` whose first flush (a project, a check and its first ping) has committed."""
+    wb = await open_writer(path)
+    wb.project_changed(project())
+    c = check()
+    wb.ping_recorded(c, *ping(c, T0))
+    assert await wb.flush_once()
+    return wb, c
+
+
 def rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Read the file through a separate, plain sqlite3 connection: what another process would see."""
     db = sqlite3.connect(path)

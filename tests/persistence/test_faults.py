@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 
 from persistence.writebehind import NotPersisted
-from tests.persistence.helpers import T0, async_test, check, count, open_writer, ping, project
+from tests.persistence.helpers import T0, async_test, check, count, open_writer, ping, project, writer_with_one_ping
 
 FAULT = "CREATE TRIGGER fault BEFORE INSERT ON pings BEGIN SELECT RAISE(ABORT, 'injected disk fault'); END"
 
@@ -39,11 +39,7 @@ async def wait_for(predicate, seconds: float = 5.0) -> None:
 @async_test
 async def test_a_failing_flush_keeps_its_batch_and_lands_when_the_fault_goes(tmp_path):
     db = tmp_path / "data.db"
-    wb = await open_writer(db)
-    wb.project_changed(project())
-    c = check()
-    wb.ping_recorded(c, *ping(c, T0))
-    assert await wb.flush_once()
+    wb, c = await writer_with_one_ping(db)
 
     inject(db)
     for i in range(1, 6):

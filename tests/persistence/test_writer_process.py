@@ -25,6 +25,7 @@ from tests.persistence.helpers import (
     ping,
     project,
     thread_policies,
+    writer_with_one_ping,
 )
 
 
@@ -74,11 +75,7 @@ def test_the_protocol_answers_every_request_and_reports_errors_without_dying(tmp
 @async_test
 async def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(tmp_path):
     db = tmp_path / "data.db"
-    wb = await open_writer(db)
-    wb.project_changed(project())
-    c = check()
-    wb.ping_recorded(c, *ping(c, T0))
-    assert await wb.flush_once()
+    wb, c = await writer_with_one_ping(db)
 
     first = wb._store.writer_pid
     os.kill(first, signal.SIGKILL)
