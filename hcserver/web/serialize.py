@@ -44,8 +44,9 @@ def check_to_json(
         "next_ping": isostring(check.grace_start()),
         "manual_resume": check.manual_resume,
         "methods": check.methods,
-        "subject": check.success_kw,
-        "subject_fail": check.failure_kw,
+        # As the reference: the subject keywords show only while subject filtering is on.
+        "subject": check.success_kw if check.filter_subject else "",
+        "subject_fail": check.failure_kw if check.filter_subject else "",
         "start_kw": check.start_kw,
         "success_kw": check.success_kw,
         "failure_kw": check.failure_kw,
