@@ -224,7 +224,7 @@ def parse_channel_spec(kind: object, body: Mapping[str, Any]) -> ChannelSpec:
             raise _invalid("url is not a valid URL")
         return AppriseSpec(url=url)
     if isinstance(kind, str) or kind is None:
-        raise _invalid("kind has unexpected value")
+        raise _invalid(f"kind must be one of: {', '.join(sorted(KINDS))}")
     raise _invalid("kind is not a string")
 
 

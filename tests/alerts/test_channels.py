@@ -161,7 +161,7 @@ def test_apprise() -> None:
 
 @pytest.mark.parametrize("kind", ["slack", "", None, "WEBHOOK"])
 def test_unknown_kind(kind: Any) -> None:
-    assert invalid(kind, {"url_down": "http://e.org/"}) == PREFIX + "kind has unexpected value"
+    assert invalid(kind, {"url_down": "http://e.org/"}) == PREFIX + "kind must be one of: apprise, email, webhook"
 
 
 def test_kind_of_the_wrong_type() -> None:

@@ -112,3 +112,13 @@ def test_projects_see_only_their_channels(live):
     assert r.json() == {"error": f"invalid channel identifier: {OTHER_HOOK_ID}"}
     theirs = live.api("POST", "checks/", key=other["api_key"], json={"channels": "*"}).json()
     assert theirs["channels"] == OTHER_HOOK_ID
+
+
+def test_unknown_kind_lists_the_accepted_kinds(live):
+    for kind in ["slack", "", "Webhook", None]:
+        r = live.api("POST", "channels/", json={"name": "x", "kind": kind, "url_down": "http://127.0.0.1/"})
+        assert (r.status_code, r.json()) == (
+            400,
+            {"error": "json validation error: kind must be one of: apprise, email, webhook"},
+        ), kind
+    assert live.api("GET", "channels/").json() == {"channels": []}
