@@ -22,7 +22,7 @@ import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.httputil import HTTPHeaders, HTTPInputError
@@ -216,6 +216,19 @@ def _target(url: str) -> tuple[str, int]:
     return parts.hostname, port or (443 if scheme == "https" else 80)
 
 
+def _split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """The URL without its `user:password@` part, and that user name and password, percent-decoded.
+
+    A user name without a password stands for an empty password, as curl sends it: tornado would
+    otherwise fail an assertion on such a URL.
+    """
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=netloc)), (unquote(parts.username), unquote(parts.password or ""))
+
+
 def _describe(exc: BaseException) -> FetchError:
     """Turn what tornado raises into the short messages the reference shows (from libcurl's codes)."""
     if isinstance(exc, FetchError):
@@ -247,6 +260,10 @@ async def _fetch_once(
     user_agent: str,
 ) -> tuple[int, HTTPHeaders, bytes]:
     capture = _Capture(cap=body_cap)
+    url, credentials = _split_credentials(url)
+    if any(k.lower() == "authorization" for k in headers):
+        # The user's own Authorization header wins over credentials in the URL, as with curl.
+        credentials = None
     # A fresh client per hop: its resolver is pinned to this hop's checked addresses. max_clients=1
     # and no shared instance, so nothing is pooled or queued behind other alerts.
     client = SimpleAsyncHTTPClient(force_instance=True, resolver=PinnedResolver(host, addresses), max_clients=1)
@@ -257,6 +274,9 @@ async def _fetch_once(
         # tornado insists on a body for POST/PUT and forbids one for GET.
         body=(body or b"") if method in ("POST", "PUT") else None,
         follow_redirects=False,
+        auth_username=credentials[0] if credentials else None,
+        auth_password=credentials[1] if credentials else None,
+        auth_mode="basic" if credentials else None,
         connect_timeout=timeout,
         request_timeout=timeout,
         # tornado's user_agent would override the user's own User-Agent header; the user's wins.

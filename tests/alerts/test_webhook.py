@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -168,6 +169,26 @@ def test_channel_records_the_outcome() -> None:
             ch = webhook(url_down=rx.url("/status/404"))
             ch.record_delivery(await deliver(ch, make_ctx(), ALLOW), now=10.0)
             assert (ch.last_notify, ch.last_error, ch.disabled) == (10.0, "Received status code 404", True)
+
+    run(scenario())
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth() -> None:
+    async def scenario() -> None:
+        async with Receiver() as rx:
+            base = f"127.0.0.1:{rx.port}/status/200"
+            # A user name without a password: an empty password, as curl sends it.
+            assert await deliver(webhook(url_down=f"http://user@{base}"), make_ctx(), ALLOW) == DeliveryResult(ok=True)
+            # Percent-escapes in the user name and password are decoded first.
+            assert (await deliver(webhook(url_down=f"http://us%40er:p%3As@{base}"), make_ctx(), ALLOW)).ok
+            # An Authorization header of the user's own wins over the URL's credentials.
+            ch = webhook(url_down=f"http://user:pw@{base}", headers_down={"Authorization": "Bearer t0ken"})
+            assert (await deliver(ch, make_ctx(), ALLOW)).ok
+            first, second, third = rx.requests
+            assert first.headers["Authorization"] == "Basic " + base64.b64encode(b"user:").decode()
+            assert second.headers["Authorization"] == "Basic " + base64.b64encode(b"us@er:p:s").decode()
+            assert third.headers["Authorization"] == "Bearer t0ken"
+            assert {r.headers["Host"] for r in rx.requests} == {f"127.0.0.1:{rx.port}"}
 
     run(scenario())
 
