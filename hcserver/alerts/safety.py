@@ -11,15 +11,22 @@ hands out the addresses that were checked. The URL keeps its host name, so the H
 and certificate checks still use the name. Redirects are followed by hand, at most `max_redirects`,
 each new hop resolved and checked again. Only the first `body_cap` bytes of a response are kept:
 reading stops there and the connection is closed.
+
+Libraries that open their own connections (Apprise) cannot be handed a resolver; `guarded_connections`
+checks each address they connect to instead, at the moment they connect.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
@@ -49,6 +56,14 @@ class FetchError(Exception):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+
+
+class RefusedAddress(FetchError):
+    """The private-address rule refused `address`; permanent, as the same target is refused again."""
+
+    def __init__(self, address: IPAddress) -> None:
+        super().__init__(f"Refusing to connect to a private address {address}", permanent=True)
+        self.address = address
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +112,21 @@ def parse_ip(text: str) -> IPAddress:
     return ipaddress.ip_address(text)
 
 
+def ip_literal(host: str) -> IPAddress | None:
+    """The address a URL's host names literally (`10.0.0.5`, `[fe80::1]`), None for a name."""
+    try:
+        return parse_ip(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+    except ValueError:
+        return None
+
+
 def check_address(ip: IPAddress, allow_private: bool, allow_networks: Sequence[IPNetwork] = ()) -> None:
     """Raise a permanent `FetchError` unless alerts may connect to `ip`."""
     if allow_private or is_public(ip):
         return
     if any(ip.version == net.version and ip in net for net in allow_networks):
         return
-    raise FetchError(f"Refusing to connect to a private address {ip}", permanent=True)
+    raise RefusedAddress(ip)
 
 
 async def resolve_checked(
@@ -350,3 +373,77 @@ async def safe_fetch(
             method, body = "GET", None
         url = next_url
     raise FetchError("Too many redirects")
+
+
+# -- connections that other libraries make -----------------------------------------------------------
+
+
+class RefusedConnection(ConnectionRefusedError):
+    """Raised into a library's socket call by `guarded_connections`. An OSError, so the library
+    handles it as the failed connection it is."""
+
+
+@dataclass(slots=True)
+class ConnectionGuard:
+    """The state of one `guarded_connections` block: the first address it refused, if any."""
+
+    refused: IPAddress | None = None
+
+    def check(self, family: int, address: object) -> None:
+        if family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(address, tuple) or not address:
+            return  # Unix sockets and other local endpoints are not network targets.
+        host = address[0]
+        if isinstance(host, bytes):
+            host = host.decode("ascii", "replace")
+        ip = ip_literal(str(host))
+        if ip is not None:
+            ips = [ip]
+        else:
+            # Given a name, the socket module resolves it itself: resolve it here and check every answer.
+            try:
+                infos = socket.getaddrinfo(str(host), address[1] if len(address) > 1 else 0, family)
+            except (OSError, UnicodeError):
+                return  # the connection fails the same way
+            ips = [parse_ip(str(info[4][0])) for info in infos]
+        for ip in ips:
+            if not is_public(ip):
+                if self.refused is None:
+                    self.refused = ip
+                raise RefusedConnection(f"Refusing to connect to a private address {ip}")
+
+
+_GUARD: ContextVar[ConnectionGuard | None] = ContextVar("hcserver_connection_guard", default=None)
+_GUARDED_EVENTS = frozenset({"socket.connect", "socket.sendto"})
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event in _GUARDED_EVENTS:
+        guard = _GUARD.get()
+        if guard is not None:
+            guard.check(args[0].family, args[1])
+
+
+@functools.cache
+def _install_audit_hook() -> None:
+    # Process-wide and permanent (audit hooks cannot be removed); outside a guarded block it returns
+    # at once. The ping and API paths raise no socket audit events, so they do not pay for it.
+    sys.addaudithook(_audit)
+
+
+@contextmanager
+def guarded_connections() -> Iterator[ConnectionGuard]:
+    """Refuse every connection to a non-public address made inside the block.
+
+    For libraries that open their own connections (Apprise's plugins): an audit hook sees each
+    `socket.connect` and `socket.sendto` before it happens and raises `RefusedConnection` into it.
+    The block is a context variable, so it covers the current thread and the threads started with a
+    copy of its context, and nothing else in the process. It checks the address actually used, so
+    neither a redirect nor a DNS answer that changed since an earlier check gets around it.
+    """
+    _install_audit_hook()
+    guard = ConnectionGuard()
+    token = _GUARD.set(guard)
+    try:
+        yield guard
+    finally:
+        _GUARD.reset(token)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import socket
+import threading
 import time
 from urllib.parse import quote
 
@@ -11,7 +13,9 @@ import pytest
 from hcserver.alerts.safety import (
     FetchError,
     PinnedResolver,
+    RefusedConnection,
     check_address,
+    guarded_connections,
     is_public,
     resolve_checked,
     safe_fetch,
@@ -252,5 +256,49 @@ def test_invalid_urls_are_permanent(url: str) -> None:
         with pytest.raises(FetchError, match="Invalid URL") as info:
             await safe_fetch("GET", url, allow_private=True, timeout=1.0)
         assert info.value.permanent
+
+    run(scenario())
+
+
+# -- connections made inside other libraries ---------------------------------------------------------
+
+
+def test_guarded_connections_refuse_private_addresses_before_connecting() -> None:
+    async def scenario() -> None:
+        accepted: list[object] = []
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(writer)
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, "127.0.0.1", 0, family=socket.AF_INET)
+        port = server.sockets[0].getsockname()[1]
+
+        def connect(address: tuple[str, int]) -> None:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.settimeout(2.0)
+                sock.connect(address)
+
+        def guarded() -> object:
+            # In a thread, as Apprise runs. A name is resolved and its addresses checked too.
+            with guarded_connections() as guard:
+                with pytest.raises(RefusedConnection, match=re.escape("private address 127.0.0.1")):
+                    connect(("127.0.0.1", port))
+                with pytest.raises(RefusedConnection):
+                    connect(("localhost", port))
+                # A thread started without a copy of this context is not guarded.
+                other = threading.Thread(target=connect, args=(("127.0.0.1", port),))
+                other.start()
+                other.join()
+            return guard.refused
+
+        assert await asyncio.to_thread(guarded) == ipaddress.ip_address("127.0.0.1")
+        await asyncio.sleep(0.05)
+        assert len(accepted) == 1  # only the unguarded thread's
+        await asyncio.to_thread(connect, ("127.0.0.1", port))  # after the block: not guarded
+        await asyncio.sleep(0.05)
+        assert len(accepted) == 2
+        server.close()
+        await server.wait_closed()
 
     run(scenario())
