@@ -316,8 +316,11 @@ class Channel:
         )
 
     def update(self, body: object) -> None:
-        """Validate an update body and apply it. A changed spec re-enables a disabled channel."""
-        data = parse_channel_body(body, current=self)
+        """Validate an update body and apply it."""
+        self.apply(parse_channel_body(body, current=self))
+
+    def apply(self, data: ChannelInput) -> None:
+        """Apply a validated update body. A changed spec re-enables a disabled channel."""
         if data.spec != self.spec:
             self.disabled = False
             self.last_error = ""

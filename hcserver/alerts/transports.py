@@ -12,7 +12,7 @@ import importlib
 import logging
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from urllib.parse import urlsplit
+from typing import Any
 
 import aiosmtplib
 
@@ -26,8 +26,16 @@ from hcserver.alerts.channels import (
     isostring,
 )
 from hcserver.alerts.results import DeliveryResult
-from hcserver.alerts.safety import FetchError, resolve_checked, safe_fetch
+from hcserver.alerts.safety import (
+    FetchError,
+    IPAddress,
+    RefusedAddress,
+    guarded_connections,
+    resolve_checked,
+    safe_fetch,
+)
 from hcserver.alerts.settings import AlertSettings
+from hcserver.alerts.targets import apprise_hosts, load_apprise_plugin
 from hcserver.alerts.templates import AlertContext, clean, render_body, render_header, render_url
 
 log = logging.getLogger(__name__)
@@ -39,11 +47,6 @@ OK_CODES = (200, 201, 202, 204)
 RETRYABLE_4XX = (408, 429)
 # How much of the last ping's body goes into an email or Apprise message.
 MAX_BODY_IN_MESSAGE = 4000
-
-# Apprise schemes whose host the user chooses freely, so the private-address rule applies to them.
-# Other Apprise services talk to their own public API and put tokens where a host would be, and
-# resolving a token would only leak it to DNS.
-APPRISE_FREE_HOST_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
 
 
 def is_noop(channel: Channel, status: str) -> bool:
@@ -194,41 +197,48 @@ async def _email(spec: EmailSpec, ctx: AlertContext, settings: AlertSettings, ti
 # -- apprise ----------------------------------------------------------------------------------------
 
 
-async def _apprise(spec: AppriseSpec, ctx: AlertContext, settings: AlertSettings, timeout: float) -> DeliveryResult:
-    try:
-        # Imported by name, not with an import statement: apprise is an optional extra, and this way
-        # the type check is the same with or without it installed.
-        apprise = importlib.import_module("apprise")
-    except ImportError:
-        return DeliveryResult.failure("apprise is not installed", permanent=True)
+def _send_apprise(plugin: Any, ctx: AlertContext, guard: bool) -> tuple[bool, IPAddress | None]:
+    """Send through Apprise (blocking); with `guard`, refuse its connections to private addresses.
 
+    Returns whether Apprise sent it, and the address the guard refused, if it refused one.
+    """
+    apprise = importlib.import_module("apprise")
+    notifier = apprise.Apprise(asset=plugin.asset)
+    notifier.add(plugin)
+    notify_type = apprise.NotifyType.SUCCESS if ctx.status == UP else apprise.NotifyType.FAILURE
+    if not guard:
+        return bool(notifier.notify(body=alert_text(ctx), title=alert_title(ctx), notify_type=notify_type)), None
+    with guarded_connections() as connections:
+        sent = notifier.notify(body=alert_text(ctx), title=alert_title(ctx), notify_type=notify_type)
+    return bool(sent), connections.refused
+
+
+async def _apprise(spec: AppriseSpec, ctx: AlertContext, settings: AlertSettings, timeout: float) -> DeliveryResult:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    parts = urlsplit(spec.url)
-    if parts.scheme.lower() in APPRISE_FREE_HOST_SCHEMES and not settings.allow_private:
-        try:
-            port = parts.port or (443 if parts.scheme.lower().endswith("s") else 80)
-        except ValueError:
-            port = 0
-        if not parts.hostname or not port:
-            return DeliveryResult.failure("Invalid Apprise URL", permanent=True)
-        # Apprise connects by itself, so this cannot pin the address as webhooks do: it stops plain
-        # private targets, not a DNS server that changes its answer in between.
-        await resolve_checked(parts.hostname, port, allow_private=False, timeout=deadline - loop.time())
-
-    notifier = apprise.Apprise()
-    if not notifier.add(spec.url):
-        return DeliveryResult.failure("Invalid Apprise URL", permanent=True)
-    notify_type = apprise.NotifyType.SUCCESS if ctx.status == UP else apprise.NotifyType.FAILURE
     try:
-        # Apprise's plugins block; a thread keeps the event loop free. On timeout the thread runs
-        # on until Apprise's own socket timeouts end it, but nothing waits for it.
-        sent = await asyncio.wait_for(
-            asyncio.to_thread(notifier.notify, body=alert_text(ctx), title=alert_title(ctx), notify_type=notify_type),
+        # Apprise blocks (its plugins, and loading them the first time); a thread keeps the event loop
+        # free. On timeout the thread runs on until Apprise's own socket timeouts end it, but nothing
+        # waits for it.
+        try:
+            plugin = await asyncio.wait_for(asyncio.to_thread(load_apprise_plugin, spec.url), timeout=timeout)
+        except ImportError:
+            return DeliveryResult.failure("apprise is not installed", permanent=True)
+        if plugin is None:
+            return DeliveryResult.failure("Invalid Apprise URL", permanent=True)
+        if not settings.allow_private:
+            # Every host the URL names, checked before Apprise connects anywhere. This cannot pin the
+            # address as webhooks do, so the guard around the sending checks each connection again.
+            for host in apprise_hosts(spec.url, plugin):
+                await resolve_checked(host, 0, allow_private=False, timeout=deadline - loop.time())
+        sent, refused = await asyncio.wait_for(
+            asyncio.to_thread(_send_apprise, plugin, ctx, not settings.allow_private),
             timeout=max(deadline - loop.time(), 0.0),
         )
     except TimeoutError:
         return DeliveryResult.failure("Connection timed out")
+    if refused is not None:
+        return DeliveryResult.failure(RefusedAddress(refused).message, permanent=True)
     if not sent:
         return DeliveryResult.failure("Apprise could not deliver the notification")
     return DeliveryResult.success()

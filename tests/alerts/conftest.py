@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.alerts.helpers import smtp_server
+from tests.alerts.helpers import fake_dns, outside_connections, smtp_server
 
-__all__ = ["smtp_server"]
+__all__ = ["fake_dns", "outside_connections", "smtp_server"]

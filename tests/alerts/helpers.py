@@ -8,7 +8,9 @@ thread, so it is an ordinary fixture (exposed through conftest.py).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
+import sys
 from collections.abc import Awaitable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -78,6 +80,7 @@ class Recorded:
 class Receiver:
     """A webhook target. Paths choose the behaviour:
 
+    /                200
     /status/N        answer N
     /flaky/N         answer 500 to the first N requests (per path), then 200
     /hang            never answer (until the test ends)
@@ -123,7 +126,10 @@ class _Handler(RequestHandler):
         self.rx.requests.append(Recorded(req.method or "", req.path, req.query, dict(req.headers.get_all()), req.body))
         parts = req.path.strip("/").split("/")
         head, arg = parts[0], (parts[1] if len(parts) > 1 else "")
-        if head == "status":
+        if head == "":
+            # ntfy and other services publish to the server's root.
+            self.finish("ok")
+        elif head == "status":
             self.set_status(int(arg))
             self.finish(None if int(arg) in (204, 304) else "status")
         elif head == "flaky":
@@ -243,3 +249,95 @@ async def settle(aw: Awaitable[Any] | None = None) -> None:
     if aw is not None:
         await aw
     await asyncio.sleep(0.01)
+
+
+# -- DNS and connections under the tests' control ---------------------------------------------------
+
+
+@dataclass(slots=True)
+class FakeDNS:
+    """A resolver the test controls, installed as `socket.getaddrinfo` (which asyncio, tornado and
+    Apprise's HTTP client all call). Each name in `answers` has a list of answers, given out in turn,
+    the last one repeating; "localhost" and literal addresses resolve as usual; any other name fails,
+    so no test sends a DNS query. `lookups` lists the names asked for."""
+
+    answers: dict[str, list[list[str]]]
+    lookups: list[str] = field(default_factory=list)
+
+    def getaddrinfo(
+        self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[tuple[Any, ...]]:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is None or name == "localhost" or _is_literal(name):
+            return _real_getaddrinfo(host, port, family, type, proto, flags)
+        self.lookups.append(name)
+        turns = self.answers.get(name)
+        if not turns:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        answer = turns[min(self.lookups.count(name), len(turns)) - 1]
+        out = []
+        for address in answer:
+            for info in _real_getaddrinfo(address, port, family, type, proto, flags | socket.AI_NUMERICHOST):
+                out.append(info)
+        return out
+
+
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDNS]:
+    dns = FakeDNS({})
+    monkeypatch.setattr(socket, "getaddrinfo", dns.getaddrinfo)
+    yield dns
+
+
+@dataclass(slots=True)
+class OutsideConnections:
+    """While `active`, every attempt to connect (or send a datagram) to anything but loopback is
+    recorded in `attempts` and stopped before it happens, with a ConnectionRefusedError."""
+
+    attempts: list[str] = field(default_factory=list)
+    active: bool = False
+
+
+OUTSIDE = OutsideConnections()
+
+
+def _stop_outside_connections(event: str, args: tuple[Any, ...]) -> None:
+    if not OUTSIDE.active or event not in ("socket.connect", "socket.sendto"):
+        return
+    family, address = args[0].family, args[1]
+    if family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(address, tuple):
+        return
+    host = str(address[0])
+    try:
+        loopback = ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        OUTSIDE.attempts.append(f"{host} port {address[1]}")
+        raise ConnectionRefusedError(f"the tests connect to loopback only, not to {host}")
+
+
+# Added when the tests are collected, so it runs before any audit hook the code under test adds, and
+# sees every attempt that code makes.
+sys.addaudithook(_stop_outside_connections)
+
+
+@pytest.fixture
+def outside_connections() -> Iterator[OutsideConnections]:
+    OUTSIDE.attempts.clear()
+    OUTSIDE.active = True
+    try:
+        yield OUTSIDE
+    finally:
+        OUTSIDE.active = False
