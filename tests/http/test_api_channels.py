@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from hcserver.alerts.channels import Channel
+from hcserver.alerts.settings import AlertSettings
+from hcserver.notify import Notifier
+from tests.alerts.helpers import FakeDNS
 from tests.conftest import PING_KEY, T0, make_settings
 from tests.http.test_api_projects import ADMIN_KEY, add_project
 
@@ -122,3 +127,99 @@ def test_unknown_kind_lists_the_accepted_kinds(live):
             {"error": "json validation error: kind must be one of: apprise, email, webhook"},
         ), kind
     assert live.api("GET", "channels/").json() == {"channels": []}
+
+
+# -- hosts that delivery would refuse are refused when the channel is saved ---------------------------
+
+PREFIX = "json validation error: "
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """Names resolve through this table only (no DNS query leaves the machine)."""
+    resolver = FakeDNS(
+        {
+            "gotify.internal": [["10.0.0.5"]],
+            "chat.internal": [["10.0.0.5"]],
+            "metadata.internal": [["169.254.169.254"]],
+            "ntfy.example.test": [["93.184.216.34"]],
+        }
+    )
+    monkeypatch.setattr(socket, "getaddrinfo", resolver.getaddrinfo)
+    return resolver
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"kind": "apprise", "url": "ntfy://10.0.0.5/backups"}, "url points to a private address 10.0.0.5"),
+        (
+            {"kind": "apprise", "url": "gotify://gotify.internal/AbCdEf123456"},
+            "url points to a private address (gotify.internal is 10.0.0.5)",
+        ),
+        (
+            {"kind": "apprise", "url": "mmosts://chat.internal:8065/3ccdd113474722377935511fc85d3dd4"},
+            "url points to a private address (chat.internal is 10.0.0.5)",
+        ),
+        (
+            {"kind": "apprise", "url": "mmost://[fe80::1]/3ccdd113474722377935511fc85d3dd4"},
+            "url points to a private address fe80::1",
+        ),
+        (
+            {"kind": "apprise", "url": "json://169.254.169.254/latest/meta-data"},
+            "url points to a private address 169.254.169.254",
+        ),
+        ({"kind": "apprise", "url": "json://127.0.0.1:9/"}, "url points to a private address 127.0.0.1"),
+        ({"kind": "webhook", "url_down": "http://10.0.0.5/alert"}, "url_down points to a private address 10.0.0.5"),
+        (
+            {"kind": "webhook", "url_down": "https://ntfy.example.test/", "url_up": "http://metadata.internal/"},
+            "url_up points to a private address (metadata.internal is 169.254.169.254)",
+        ),
+    ],
+)
+def test_create_refuses_private_hosts(live, dns, fields, message):
+    r = live.api("POST", "channels/", json={"name": "x", **fields})
+    assert (r.status_code, r.json()) == (400, {"error": PREFIX + message})
+    assert live.api("GET", "channels/").json() == {"channels": []}
+
+
+def test_update_refuses_private_hosts(live, dns):
+    r = live.api(
+        "POST", "channels/", json={"name": "push", "kind": "apprise", "url": "ntfy://ntfy.example.test/backups"}
+    )
+    assert r.status_code == 201, r.text
+    channel_id = r.json()["id"]
+    r = live.api("POST", f"channels/{channel_id}", json={"url": "gotify://gotify.internal/AbCdEf123456"})
+    assert (r.status_code, r.json()) == (
+        400,
+        {"error": PREFIX + "url points to a private address (gotify.internal is 10.0.0.5)"},
+    )
+    assert live.api("GET", f"channels/{channel_id}").json()["url"] == "ntfy://ntfy.example.test/backups"
+    # Changing the kind to a webhook is checked the same way.
+    r = live.api("POST", f"channels/{channel_id}", json={"kind": "webhook", "url_down": "http://[::ffff:10.0.0.5]/"})
+    assert (r.status_code, r.json()) == (400, {"error": PREFIX + "url_down points to a private address ::ffff:a00:5"})
+
+
+def test_hosted_services_and_names_not_resolvable_yet_are_accepted(live, dns):
+    for url in [
+        "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ",  # tokens only
+        "ntfy://backups",  # the public ntfy.sh
+        "gotify://not-yet.internal/AbCdEf123456",  # delivery checks it again
+    ]:
+        r = live.api("POST", "channels/", json={"name": "x", "kind": "apprise", "url": url})
+        assert r.status_code == 201, (url, r.text)
+    # A placeholder in a webhook's host is filled in at delivery, which checks the result.
+    r = live.api("POST", "channels/", json={"name": "x", "kind": "webhook", "url_down": "https://$SLUG.example.test/"})
+    assert r.status_code == 201, r.text
+    assert dns.lookups == ["not-yet.internal"]
+
+
+def test_private_hosts_accepted_when_the_server_allows_them(live, dns):
+    live.call(lambda: live.ctx.observers.append(Notifier(live.ctx, AlertSettings(allow_private=True))))
+    for fields in [
+        {"kind": "apprise", "url": "ntfy://127.0.0.1:9/backups"},
+        {"kind": "apprise", "url": "gotify://localhost:9/AbCdEf123456"},
+        {"kind": "webhook", "url_down": "http://127.0.0.1:9/alert"},
+    ]:
+        r = live.api("POST", "channels/", json={"name": "x", **fields})
+        assert r.status_code == 201, (fields, r.text)
