@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid as uuidlib
+from typing import Any
 
 from hcserver.context import Context
 from hcserver.domain.checks import Check
@@ -53,29 +54,28 @@ def find_unique(ctx: Context, project_id: str, spec: CheckSpec) -> Check | None:
     """The first check of the project matching every field named in `unique`, if all were sent."""
     if not spec.unique or any(getattr(spec, name) is None for name in spec.unique):
         return None
-    for check in ctx.index.project_checks(project_id):
-        if all(getattr(check, name) == getattr(spec, name) for name in spec.unique):
-            return check
-    return None
+    return ctx.index.find_matching(project_id, {name: getattr(spec, name) for name in spec.unique})
 
 
 def apply_spec(ctx: Context, check: Check, spec: CheckSpec, version: int, creating: bool) -> None:
     """Apply the fields that were sent. Channels are resolved first so a bad id changes nothing."""
     channels = None if spec.channels is None else resolve_channels(ctx, check.project_id, spec.channels)
-    slug = check.slug
+    # The fields the index follows (a `unique` upsert matches on them) change through it, at the end.
+    followed: dict[str, Any] = {}
     if spec.name is not None and (creating or spec.name != check.name):
-        check.name = spec.name
+        followed["name"] = spec.name
         # v1/v2 always re-derive; v3 keeps a slug the user chose (REFERENCE.md section 4).
         if version < 3 or not check.slug_explicit:
-            slug = slugify(spec.name)
+            followed["slug"] = slugify(spec.name)
             check.slug_explicit = False
     if spec.slug is not None:
-        slug = spec.slug
+        followed["slug"] = spec.slug
         check.slug_explicit = True
     kind = spec.kind()
     if kind == SIMPLE:
         assert spec.timeout is not None
-        check.kind, check.timeout = SIMPLE, spec.timeout
+        check.kind = SIMPLE
+        followed["timeout"] = spec.timeout
     elif kind is not None:
         assert spec.schedule is not None
         check.kind, check.schedule = kind, spec.schedule
@@ -85,14 +85,19 @@ def apply_spec(ctx: Context, check: Check, spec: CheckSpec, version: int, creati
         check.failure_kw = spec.subject_fail
     if spec.subject is not None or spec.subject_fail is not None:
         check.filter_subject = bool(check.success_kw or check.failure_kw)
-    for name in ("tags", "desc", "manual_resume", "methods", "tz", "grace", "start_kw", "success_kw",
+    for name in ("desc", "manual_resume", "methods", "tz", "start_kw", "success_kw",
                  "failure_kw", "filter_subject", "filter_body", "filter_http_body", "filter_default_fail"):  # fmt: skip
         value = getattr(spec, name)
         if value is not None:
             setattr(check, name, value)
+    for name in ("tags", "grace"):
+        value = getattr(spec, name)
+        if value is not None:
+            followed[name] = value
     if channels is not None:
         check.channels = channels
     if creating:
-        check.slug = slug
+        for name, value in followed.items():
+            setattr(check, name, value)
     else:
-        ctx.index.set_slug(check, slug)
+        ctx.index.set_fields(check, followed)
