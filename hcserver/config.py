@@ -38,7 +38,8 @@ settings (environment variables; flags of `serve` override the first four):
   HC_API_KEY                read-write API key of the first project (32 chars; default: generated)
   HC_API_KEY_READONLY       read-only API key of the first project (32 chars; default: generated)
   HC_PING_KEY               ping key of the first project (22 chars of a-z0-9; default: generated)
-  HC_ADMIN_KEY              enables the projects API (/api/v3/projects/) with this key (default: off)
+  HC_ADMIN_KEY              enables the projects API (/api/v3/projects/) and the verbose status
+                            (/api/v3/status/?verbose=1) with this key (default: off)
   HC_FLUSH_INTERVAL_MS      write-behind flush interval (default 100)
   HC_FLUSH_BATCH            flush as soon as this many changes are pending (default 5000)
   HC_MAX_PENDING            pending changes before new pings wait for room (default 200000)

@@ -8,6 +8,8 @@ from tests.conftest import make_settings
 from tests.integration.conftest import start_runtime
 from tests.persistence.test_faults import heal, inject
 
+ADMIN_KEY = "admin-key-for-tests-0123456789"
+
 
 def wait_status(live, code: int, limit: float = 10.0):
     deadline = time.monotonic() + limit
@@ -20,7 +22,7 @@ def wait_status(live, code: int, limit: float = 10.0):
 
 def test_store_fault_then_recovery_loses_nothing(tmp_path, clock):
     db = str(tmp_path / "hc.sqlite3")
-    settings = make_settings(db=db, flush_interval_ms=20)
+    settings = make_settings(db=db, flush_interval_ms=20, admin_key=ADMIN_KEY)
     live, stop = start_runtime(settings, clock, {})
     try:
         uuid = live.create(name="through the fault")["uuid"]
@@ -33,7 +35,7 @@ def test_store_fault_then_recovery_loses_nothing(tmp_path, clock):
             assert r.status_code == 200
         r = wait_status(live, 503)
         assert r.status_code == 503 and "injected disk fault" in r.text
-        verbose = live.client.get("/api/v3/status/?verbose=1").json()
+        verbose = live.client.get("/api/v3/status/?verbose=1", headers={"X-Api-Key": ADMIN_KEY}).json()
         assert verbose["ok"] is False and verbose["pending"] > 0 and verbose["flush_errors"] >= 1
         # reads still answer from memory, read-your-writes included
         assert live.get_check(uuid)["n_pings"] == 51
