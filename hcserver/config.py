@@ -10,6 +10,7 @@ Every setting is listed in SETTINGS_HELP, which `hcserver --help` prints.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -35,6 +36,8 @@ settings (environment variables; flags of `serve` override the first four):
   HC_MAX_API_BODY           cap on a Management API request body (default 1 MiB)
   HC_IDLE_TIMEOUT           seconds an idle keep-alive connection stays open (default 300)
   HC_BODY_TIMEOUT           seconds a client may take to send a request body (default 60)
+  HC_TRUSTED_PROXIES        peers whose X-Forwarded-For/-Proto are believed: comma-separated
+                            addresses or networks (default 127.0.0.0/8,::1; empty = none)
   HC_API_KEY                read-write API key of the first project (32 chars; default: generated)
   HC_API_KEY_READONLY       read-only API key of the first project (32 chars; default: generated)
   HC_PING_KEY               ping key of the first project (22 chars of a-z0-9; default: generated)
@@ -72,6 +75,7 @@ class Settings:
     max_api_body: int = 1024 * 1024
     idle_timeout: float = 300.0
     body_timeout: float = 60.0
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     api_key: str = ""
     api_key_readonly: str = ""
     ping_key: str = ""
@@ -100,6 +104,7 @@ class Settings:
             max_api_body=r.integer("HC_MAX_API_BODY", d.max_api_body, 1024, 2**30),
             idle_timeout=r.number("HC_IDLE_TIMEOUT", d.idle_timeout),
             body_timeout=r.number("HC_BODY_TIMEOUT", d.body_timeout),
+            trusted_proxies=r.networks("HC_TRUSTED_PROXIES", d.trusted_proxies),
             api_key=r.key("HC_API_KEY", API_KEY_LENGTH),
             api_key_readonly=r.key("HC_API_KEY_READONLY", API_KEY_LENGTH),
             ping_key=r.key("HC_PING_KEY", PING_KEY_LENGTH, alphabet="abcdefghijklmnopqrstuvwxyz0123456789"),
@@ -175,6 +180,22 @@ class EnvReader:
         if raw in ("0", "false", "no", "off"):
             return False
         raise SettingsError(f"{name} must be 1 or 0 (true or false), not {raw!r}")
+
+    def networks(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        """Comma-separated IP addresses or CIDR networks; unset gives `default`, empty gives none."""
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        found = []
+        for item in raw.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            try:
+                found.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise SettingsError(f"{name}: {item!r} is not an IP address or network") from None
+        return tuple(found)
 
     def key(self, name: str, length: int, alphabet: str | None = None) -> str:
         raw = self.env.get(name, "")

@@ -13,7 +13,7 @@ import asyncio
 import ipaddress
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from http.client import responses
 from typing import Any
@@ -119,17 +119,71 @@ def parse_query(query: str) -> tuple[str | None, bool]:
     return rid, creates is not None and creates[-1] == "1"
 
 
-def client_address(forwarded: str, peer: str) -> str:
-    """The first X-Forwarded-For address when it is an IP address, else the peer."""
-    if forwarded:
-        first = forwarded.split(",", 1)[0].strip()
-        if "." in first and ":" in first:  # 1.2.3.4:5678
-            first = first.split(":", 1)[0]
-        try:
-            return str(ipaddress.ip_address(first))
-        except ValueError:
-            pass
-    return peer
+class TrustedProxies:
+    """The peers whose X-Forwarded-For and X-Forwarded-Proto are believed (HC_TRUSTED_PROXIES).
+
+    X-Forwarded-For is read from the right, as each proxy appends the address it saw: the client is
+    the first address that is not one of our proxies (a client can write anything to the left).
+
+    >>> proxies = TrustedProxies(["127.0.0.0/8", "10.0.0.0/8"])
+    >>> proxies.trusts("127.0.0.1"), proxies.trusts("::ffff:10.1.2.3"), proxies.trusts("203.0.113.9")
+    (True, True, False)
+    >>> proxies.client("6.6.6.6, 203.0.113.9, 10.0.0.1", "127.0.0.1")
+    '203.0.113.9'
+    >>> proxies.client("203.0.113.9, garbage", "127.0.0.1")
+    '127.0.0.1'
+    """
+
+    def __init__(self, networks: Iterable[str]) -> None:
+        self.networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+        # Peer verdicts, so a proxy's address is parsed once, not per request; bounded.
+        self._peers: dict[str, bool] = {}
+
+    def trusts(self, peer: str) -> bool:
+        verdict = self._peers.get(peer)
+        if verdict is None:
+            verdict = self._contains(_ip(peer))
+            if len(self._peers) >= 1024:
+                self._peers.clear()
+            self._peers[peer] = verdict
+        return verdict
+
+    def client(self, forwarded: str, peer: str) -> str:
+        address = peer
+        for item in reversed(forwarded.split(",")):
+            ip = _ip(item)
+            if ip is None:
+                break
+            address = str(ip)
+            if not self._contains(ip):
+                break
+        return address
+
+    def _contains(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        if ip is None:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d, from a "::" listener
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.networks)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as proxies write it: 1.2.3.4, 1.2.3.4:5678, 2001:db8::1 or [2001:db8::1]:443."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def forwarded_scheme(forwarded: str, real: str) -> str:
+    """The last X-Forwarded-Proto item (the nearest proxy's) if it is http or https, else `real`."""
+    last = forwarded.rpartition(",")[2].strip().lower()
+    return last if last in ("http", "https") else real
 
 
 class Answers:
@@ -201,6 +255,7 @@ class Dispatcher(httputil.HTTPServerConnectionDelegate):
         self.ctx = ctx
         self.app = app
         self.answers = Answers(ctx.settings.ping_body_limit)
+        self.proxies = TrustedProxies(ctx.settings.trusted_proxies)
 
     def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
         return PingDelegate(self, server_conn, request_conn)
@@ -265,10 +320,10 @@ class PingDelegate(httputil.HTTPMessageDelegate):
                 self.ua = value
             elif name == "Content-Length":
                 length = value
-            elif name == "X-Forwarded-For" and not self.forwarded_for:
-                self.forwarded_for = value  # repeated lines form one list: its first item counts
-            elif name == "X-Forwarded-Proto" and not self.forwarded_proto:
-                self.forwarded_proto = value
+            elif name == "X-Forwarded-For":  # repeated lines form one list
+                self.forwarded_for = f"{self.forwarded_for}, {value}" if self.forwarded_for else value
+            elif name == "X-Forwarded-Proto":
+                self.forwarded_proto = value  # the last line: the nearest proxy's
         if size > MAX_HEADERS:
             self.reply(431, "request headers too large")
             return None
@@ -360,11 +415,18 @@ class PingDelegate(httputil.HTTPMessageDelegate):
             create = False
         ua = self.ua
         context: Any = self.conn.context  # type: ignore[attr-defined]
+        remote_addr = getattr(context, "remote_ip", "") or ""
+        scheme = str(getattr(context, "protocol", "http"))
+        if self.forwarded_for or self.forwarded_proto:
+            proxies = self.dispatcher.proxies
+            if proxies.trusts(remote_addr):
+                remote_addr = proxies.client(self.forwarded_for, remote_addr)
+                scheme = forwarded_scheme(self.forwarded_proto, scheme)
         request = PingRequest(
             action=route.action,
             method=method,
-            scheme=self.forwarded_proto or str(getattr(context, "protocol", "http")),
-            remote_addr=client_address(self.forwarded_for, getattr(context, "remote_ip", "") or ""),
+            scheme=scheme,
+            remote_addr=remote_addr,
             ua=ua[:200] if len(ua) > 200 else ua,
             body=b"".join(self.parts) if self.parts else None,
             rid=rid,

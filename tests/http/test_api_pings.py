@@ -44,7 +44,7 @@ def test_forwarded_headers_method_rid_and_body(live):
         f"/ping/{uuid}/fail?rid={RID.upper()}",
         method="POST",
         content=b"it broke",
-        headers={"X-Forwarded-For": "203.0.113.9, 10.0.0.1", "X-Forwarded-Proto": "https", "User-Agent": "u" * 300},
+        headers={"X-Forwarded-For": "203.0.113.9, 127.0.0.1", "X-Forwarded-Proto": "https", "User-Agent": "u" * 300},
     )
     (ping,) = pings(live, uuid)
     assert ping == {
