@@ -33,6 +33,8 @@ log = logging.getLogger("hcserver.ping")
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _RID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+# The scheme and authority of an absolute-form request target (RFC 9112 3.2.2: http://host/path).
+_ABSOLUTE = re.compile(r"(?i:https?)://[^/?#]*")
 # Django's <slug:> converter: the route matches these, then uppercase is refused with a 400.
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+\Z")
 _ACTIONS = {"": SUCCESS, "start": START, "fail": FAIL, "log": LOG}
@@ -117,6 +119,19 @@ def parse_query(query: str) -> tuple[str | None, bool]:
         rid = rid.lower()
     creates = args.get("create")
     return rid, creates is not None and creates[-1] == "1"
+
+
+def origin_form(target: str) -> str:
+    """The path and query of an absolute-form request target; any other target as it is.
+
+    >>> origin_form("http://hc.example.org/ping/x?rid=1"), origin_form("HTTPS://hc.example.org")
+    ('/ping/x?rid=1', '/')
+    """
+    found = _ABSOLUTE.match(target)
+    if found is None:
+        return target
+    rest = target[found.end() :]
+    return rest if rest.startswith("/") else "/" + rest
 
 
 class TrustedProxies:
@@ -306,10 +321,13 @@ class PingDelegate(httputil.HTTPMessageDelegate):
         assert isinstance(start_line, httputil.RequestStartLine)
         path = start_line.path
         self.method = start_line.method
-        self.path = path
         if len(path) > MAX_TARGET:
             self.reply(414, "uri too long")
             return None
+        if path[:1] != "/":
+            path = origin_form(path)
+            start_line = httputil.RequestStartLine(start_line.method, path, start_line.version)
+        self.path = path
         # One pass over the headers: their size, and the few a ping reads. (HTTPHeaders.get of a
         # missing name raises and catches a KeyError inside: four of those cost more than this loop.)
         size = 0
