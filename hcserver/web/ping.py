@@ -353,6 +353,12 @@ class PingDelegate(httputil.HTTPMessageDelegate):
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         if self.app_delegate is not None:
+            # Counted here, not by tornado (whose cap answers a chunked body a bare 400).
+            self.received += len(chunk)
+            if self.received > self.dispatcher.ctx.settings.max_api_body:
+                self.app_delegate = None
+                self._api_body_too_large()
+                return None
             return self.app_delegate.data_received(chunk)
         if self.done:
             return None
@@ -472,25 +478,27 @@ class PingDelegate(httputil.HTTPMessageDelegate):
     def _hand_to_app(
         self, start_line: httputil.RequestStartLine, headers: HTTPHeaders, length: str
     ) -> Awaitable[None] | None:
-        settings = self.dispatcher.ctx.settings
-        if length.isdigit() and int(length) > settings.max_api_body:
-            self.done = True
-            body = b'{"error": "request body too large"}'
-            self.conn.write_headers(
-                ResponseStartLine("HTTP/1.1", 413, "Request Entity Too Large"),
-                HTTPHeaders({"Content-Type": "application/json", "Content-Length": str(len(body)),
-                             "Access-Control-Allow-Origin": "*", "Connection": "close"}),
-                body,
-            )  # fmt: skip
-            self.conn.finish()
+        if length.isdigit() and int(length) > self.dispatcher.ctx.settings.max_api_body:
+            self._api_body_too_large()
             return None
-        # A chunked body over the cap is refused by tornado itself (400) as it arrives.
-        self.conn.set_max_body_size(settings.max_api_body)  # type: ignore[attr-defined]
+        # A chunked body is counted as it arrives (data_received); tornado's own cap stays lifted.
         request = httputil.HTTPServerRequest(
             connection=self.conn, server_connection=self.server_conn, start_line=start_line, headers=headers
         )
         self.app_delegate = self.dispatcher.app.find_handler(request)
         return self.app_delegate.headers_received(start_line, headers)
+
+    def _api_body_too_large(self) -> None:
+        """413 for a Management API body over HC_MAX_API_BODY, then close: the rest goes unread."""
+        self.done = True
+        body = b'{"error": "request body too large"}'
+        self.conn.write_headers(
+            ResponseStartLine("HTTP/1.1", 413, "Request Entity Too Large"),
+            HTTPHeaders({"Content-Type": "application/json", "Content-Length": str(len(body)),
+                         "Access-Control-Allow-Origin": "*", "Connection": "close"}),
+            body,
+        )  # fmt: skip
+        self.conn.finish()
 
 
 def _answer_after(waiter: Awaitable[None], delegate: PingDelegate, code: int, text: str) -> None:
