@@ -9,11 +9,18 @@ await server.stop()            # stop accepting, finish what is in flight
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import resource
 import socket
 import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
 
 from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
 from tornado.netutil import bind_sockets
 
 from hcserver.context import Context
@@ -29,6 +36,142 @@ log = logging.getLogger("hcserver")
 # requests set HC_MAX_API_BODY per request.
 _UNCAPPED = 2**62
 
+# Descriptors kept back from HC_MAX_CONNECTIONS's default. At rest the server holds about 15 (stdio,
+# the listening sockets, epoll, the SQLite file with its -wal and -shm, the lock file, the writer's
+# pipes); the rest is for what comes and goes: webhook and SMTP connections of alert deliveries (one
+# per check and channel being alerted), DNS lookups, reads of the store.
+FD_RESERVE = 64
+# accept() failures that mean "no descriptor or buffer to give": the connection stays in the backlog.
+_OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# After such a failure the listening socket leaves the event loop for this long: the waiting
+# connection keeps it readable, so otherwise the loop would retry at once, spinning a core.
+ACCEPT_PAUSE_S = 0.1
+# Refusals in one go before the event loop gets a turn.
+_REFUSE_AT_ONCE = 128
+
+
+def default_max_connections() -> int:
+    """HC_MAX_CONNECTIONS when unset: the soft open-file limit minus FD_RESERVE (half of a tiny limit)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 10_000_000
+    return max(soft - FD_RESERVE, soft // 2)
+
+
+@dataclass(slots=True)
+class ConnectionCounts:
+    """What `/api/v3/status/?verbose=1` shows under "connections"."""
+
+    max: int
+    open: int = 0
+    refused: int = 0  # closed at once, past `max`
+    accept_errors: int = 0  # accept() failed for want of a file descriptor
+
+    def as_json(self) -> dict[str, int]:
+        return {"open": self.open, "max": self.max, "refused": self.refused, "accept_errors": self.accept_errors}
+
+
+class Throttled:
+    """Warnings about repeated events, at most one line per `every` seconds, each with the number of
+    events since the line before (`noun` names them)."""
+
+    def __init__(self, message: str, noun: str, every: float = 1.0) -> None:
+        self.message = message
+        self.suffix = f" (%d {noun} since the last report)"
+        self.every = every
+        self.last = -every
+        self.unreported = 0
+
+    def note(self, *args: object) -> None:
+        """One more event; report it unless a line went out less than `every` seconds ago."""
+        self.unreported += 1
+        self.report(self.message, *args)
+
+    def report(self, message: str, *args: object) -> bool:
+        """Log `message` with the count, unless a line went out less than `every` seconds ago."""
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return False
+        log.warning(message + self.suffix, *args, self.unreported)
+        self.last = now
+        self.unreported = 0
+        return True
+
+
+class Listener(socket.socket):
+    """A listening socket whose accept() enforces HC_MAX_CONNECTIONS and survives running out of descriptors.
+
+    tornado's accept loop (tornado.netutil.add_accept_handler) calls accept() until it raises
+    BlockingIOError. Out of file descriptors accept() raises EMFILE instead: tornado lets it escape,
+    asyncio logs it with a traceback, and as the connection is still waiting the loop tries again at
+    once, about 5 MB of log a second. Here such a failure is logged at most once a second with a
+    count, the socket sits out ACCEPT_PAUSE_S (waiting connections stay in the kernel's backlog), and
+    tornado hears "nothing more to accept". A connection past the cap is accepted and closed at once,
+    so it costs no descriptor beyond that moment and the client is not left waiting.
+    """
+
+    counts: ConnectionCounts
+    out_of_descriptors: Throttled
+    refusing: Throttled
+    failing: bool
+
+    @classmethod
+    def adopt(cls, sock: socket.socket, counts: ConnectionCounts) -> Listener:
+        listener = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        listener.setblocking(False)
+        listener.counts = counts
+        listener.failing = False
+        listener.out_of_descriptors = Throttled(
+            "cannot accept connections: %s; %d open; retrying every %.1f s until some close", "failures"
+        )
+        listener.refusing = Throttled("refused a connection: %d open, the most HC_MAX_CONNECTIONS allows", "refused")
+        return listener
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        counts = self.counts
+        for _ in range(_REFUSE_AT_ONCE):
+            try:
+                conn, address = super().accept()
+            except OSError as e:
+                if e.errno not in _OUT_OF_DESCRIPTORS:
+                    raise  # BlockingIOError (nothing waiting) and the rest: tornado knows them
+                counts.accept_errors += 1
+                self.failing = True
+                self.out_of_descriptors.note(e.strerror, counts.open, ACCEPT_PAUSE_S)
+                self._pause()
+                raise BlockingIOError(errno.EAGAIN, "paused") from None
+            if counts.open < counts.max:
+                if self.failing and self.out_of_descriptors.report("accepting connections again"):
+                    self.failing = False
+                return conn, address
+            conn.close()
+            counts.refused += 1
+            self.refusing.note(counts.open)
+        raise BlockingIOError(errno.EAGAIN, "refused enough for now")
+
+    def _pause(self) -> None:
+        loop = IOLoop.current()
+        loop.update_handler(self, 0)
+        loop.call_later(ACCEPT_PAUSE_S, self._resume)
+
+    def _resume(self) -> None:
+        if self.fileno() != -1:  # not closed by a stop in the meantime
+            IOLoop.current().update_handler(self, IOLoop.READ)
+
+
+class CountingHTTPServer(HTTPServer):
+    """Keeps `counts.open` as tornado opens connections (handle_stream) and ends them (on_close)."""
+
+    counts: ConnectionCounts
+
+    def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
+        super().handle_stream(stream, address)
+        self.counts.open += 1
+
+    def on_close(self, server_conn: object) -> None:
+        super().on_close(server_conn)
+        self.counts.open -= 1
+
 
 class HcServer:
     def __init__(self, ctx: Context) -> None:
@@ -36,11 +179,14 @@ class HcServer:
         self.app = make_app(ctx)
         self.dispatcher = Dispatcher(ctx, self.app)
         settings = ctx.settings
+        self.connections = ConnectionCounts(settings.max_connections or default_max_connections())
+        # The status handler reads the counts through the Application's settings.
+        self.app.settings["connections"] = self.connections
         ssl_options = None
         if settings.certfile:
             ssl_options = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_options.load_cert_chain(settings.certfile, settings.keyfile or None)
-        self.http = HTTPServer(
+        self.http = CountingHTTPServer(
             self.dispatcher,
             ssl_options=ssl_options,
             idle_connection_timeout=settings.idle_timeout,
@@ -49,6 +195,7 @@ class HcServer:
             max_header_size=TORNADO_MAX_HEADER_SIZE,
             decompress_request=False,
         )
+        self.http.counts = self.connections
         self.sockets: list[socket.socket] = []
 
     async def listen(self) -> list[tuple[str, int]]:
@@ -56,7 +203,8 @@ class HcServer:
         host = self.ctx.settings.host
         # "::" asks for every address: tornado then binds an IPv6 and an IPv4 socket.
         address = None if host in ("::", "") else host
-        self.sockets = bind_sockets(self.ctx.settings.port, address=address, backlog=1024)
+        bound = bind_sockets(self.ctx.settings.port, address=address, backlog=1024)
+        self.sockets = [Listener.adopt(s, self.connections) for s in bound]
         self.http.add_sockets(self.sockets)
         return [s.getsockname()[:2] for s in self.sockets]
 
@@ -74,11 +222,41 @@ class HcServer:
 
 
 def ensure_project(ctx: Context) -> IssuedKeys | None:
-    """On a store with no project, make one; return its keys so they can be shown once."""
+    """On a store with no project, make one; return its keys so they can be shown once.
+
+    HC_API_KEY, HC_API_KEY_READONLY and HC_PING_KEY give the keys of that first project only. On a
+    store that already has a project, a key setting that no project accepts is ignored, and a warning
+    says so: otherwise the API would answer "wrong api key" with no hint why.
+    """
     if ctx.index.projects:
+        ignored = _ignored_key_settings(ctx)
+        if ignored:
+            log.warning(
+                "%s ignored: this store already has a project, and a project's keys are fixed when it is made "
+                "(these settings give the keys of the first project, on the first start with a new store). To use "
+                "these keys, start with a new --db file; for a project with new keys on this store, create one "
+                "through the projects API (HC_ADMIN_KEY). A project's keys cannot be changed.",
+                ", ".join(ignored),
+            )
         return None
     settings = ctx.settings
     keys = issue_keys(settings.api_key or None, settings.api_key_readonly or None, settings.ping_key or None)
     project, _ = create_project(ctx, "Default", keys)
     ctx.recorder.project_changed(project)
     return keys
+
+
+def _ignored_key_settings(ctx: Context) -> list[str]:
+    """The key settings given whose key no stored project accepts in that role."""
+    index, settings = ctx.index, ctx.settings
+    ignored = []
+    for name, key, readonly in (
+        ("HC_API_KEY", settings.api_key, False),
+        ("HC_API_KEY_READONLY", settings.api_key_readonly, True),
+    ):
+        found = index.project_by_api_key(key) if key else None
+        if key and (found is None or found[1] != readonly):
+            ignored.append(name)
+    if settings.ping_key and index.project_by_ping_key(settings.ping_key) is None:
+        ignored.append("HC_PING_KEY")
+    return ignored

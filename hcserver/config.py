@@ -36,6 +36,9 @@ settings (environment variables; flags of `serve` override the first four):
   HC_MAX_API_BODY           cap on a Management API request body (default 1 MiB)
   HC_IDLE_TIMEOUT           seconds an idle keep-alive connection stays open (default 300)
   HC_BODY_TIMEOUT           seconds a client may take to send a request body (default 60)
+  HC_MAX_CONNECTIONS        connections held at once; past it a new one is closed at once
+                            (default: the open-file limit, ulimit -n, minus 64 kept for the store,
+                            the writer's pipes and alert deliveries)
   HC_TRUSTED_PROXIES        peers whose X-Forwarded-For/-Proto are believed: comma-separated
                             addresses or networks (default 127.0.0.0/8,::1; empty = none)
   HC_API_KEY                read-write API key of the first project (32 chars; default: generated)
@@ -75,6 +78,7 @@ class Settings:
     max_api_body: int = 1024 * 1024
     idle_timeout: float = 300.0
     body_timeout: float = 60.0
+    max_connections: int = 0  # 0: from the open-file limit (hcserver.app.default_max_connections)
     trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     api_key: str = ""
     api_key_readonly: str = ""
@@ -104,6 +108,7 @@ class Settings:
             max_api_body=r.integer("HC_MAX_API_BODY", d.max_api_body, 1024, 2**30),
             idle_timeout=r.number("HC_IDLE_TIMEOUT", d.idle_timeout),
             body_timeout=r.number("HC_BODY_TIMEOUT", d.body_timeout),
+            max_connections=r.integer("HC_MAX_CONNECTIONS", d.max_connections, 0, 10_000_000),
             trusted_proxies=r.networks("HC_TRUSTED_PROXIES", d.trusted_proxies),
             api_key=r.key("HC_API_KEY", API_KEY_LENGTH),
             api_key_readonly=r.key("HC_API_KEY_READONLY", API_KEY_LENGTH),

@@ -277,6 +277,9 @@ class StatusHandler(ApiHandler):
                 details.update(status_of())
             details["checks"] = len(self.ctx.index.checks)
             details["projects"] = len(self.ctx.index.projects)
+            connections = self.settings.get("connections")
+            if connections is not None:
+                details["connections"] = connections.as_json()
             self.send(details, 200 if problem is None else 503)
             return
         self.set_header("Content-Type", "text/plain; charset=utf-8")

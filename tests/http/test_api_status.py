@@ -41,6 +41,8 @@ def test_verbose_status_with_the_admin_key(live):
     assert r.status_code == 200
     details = r.json()
     assert (details["ok"], details["error"], details["checks"], details["projects"]) == (True, "", 1, 1)
+    connections = details["connections"]
+    assert connections["open"] >= 1 and connections["max"] > connections["open"] and connections["refused"] == 0
     live.call(lambda: setattr(live.ctx, "health", lambda: "writer stalled"))
     r = live.client.get("/api/v3/status/?verbose=1", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
     assert r.status_code == 503
