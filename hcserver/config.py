@@ -32,6 +32,8 @@ settings (environment variables; flags of `serve` override the first four):
   PING_ENDPOINT             public ping base URL (default SITE_ROOT + "/ping/")
   PING_BODY_LIMIT           bytes of each ping body stored (default 10000); the rest is dropped
   PING_LOG_LIMIT            pings kept per check (default 100)
+  HC_CHECK_LIMIT            checks per project (default 10000); past it the API answers 403 and a
+                            ?create=1 ping 404
   HC_MAX_REQUEST_BODY       hard cap on a ping request body, answered 413 above (default 64 MiB)
   HC_MAX_API_BODY           cap on a Management API request body (default 1 MiB)
   HC_IDLE_TIMEOUT           seconds an idle keep-alive connection stays open (default 300)
@@ -74,6 +76,7 @@ class Settings:
     ping_endpoint: str = ""
     ping_body_limit: int = 10000
     ping_log_limit: int = 100
+    check_limit: int = 10_000
     max_request_body: int = 64 * 1024 * 1024
     max_api_body: int = 1024 * 1024
     idle_timeout: float = 300.0
@@ -104,6 +107,7 @@ class Settings:
             ping_endpoint=r.text("PING_ENDPOINT", ""),
             ping_body_limit=r.integer("PING_BODY_LIMIT", d.ping_body_limit, 0, 100 * 1024 * 1024),
             ping_log_limit=r.integer("PING_LOG_LIMIT", d.ping_log_limit, 1, 100_000),
+            check_limit=r.integer("HC_CHECK_LIMIT", d.check_limit, 1, 100_000_000),
             max_request_body=r.integer("HC_MAX_REQUEST_BODY", d.max_request_body, 1, 2**40),
             max_api_body=r.integer("HC_MAX_API_BODY", d.max_api_body, 1024, 2**30),
             idle_timeout=r.number("HC_IDLE_TIMEOUT", d.idle_timeout),

@@ -57,6 +57,8 @@ class Index:
         # check, or the checks sharing it by uuid (a dict: removing one of 100,000 checks that share
         # the default timeout must not scan them). ~38 bytes a field a check.
         self._matched: dict[str, dict[str, dict[Any, Check | dict[str, Check]]]] = {}
+        # project id -> when the server last logged that the project is at its check limit.
+        self.limit_logged: dict[str, float] = {}
         # The first 64 bits of a check's unique key -> the check (an int key is ~50 bytes smaller
         # than the 40-character string); a hit is confirmed against the full key.
         self._unique: dict[int, Check] = {}
@@ -92,6 +94,7 @@ class Index:
         self._slugs.pop(project_id, None)
         self._unslugged.pop(project_id, None)
         self._matched.pop(project_id, None)
+        self.limit_logged.pop(project_id, None)
         return removed
 
     def project_by_ping_key(self, ping_key: str) -> Project | None:

@@ -20,7 +20,7 @@ from hcserver.domain.errors import Conflict, DomainError, Forbidden, Invalid, No
 from hcserver.domain.projects import API_KEY_LENGTH, IssuedKeys, Project, issue_keys, make_project
 from hcserver.web import badges as badge_module
 from hcserver.web.serialize import check_to_json, flip_to_json, ping_to_json
-from hcserver.web.service import apply_spec, find_unique, new_check
+from hcserver.web.service import apply_spec, ensure_room, find_unique, new_check
 from hcserver.web.specs import parse_check_spec
 
 log = logging.getLogger("hcserver.api")
@@ -153,6 +153,7 @@ class ChecksHandler(ApiHandler):
             await settle(ctx.check_changed(existing))
             self.send(self.check_json(existing))
             return
+        ensure_room(ctx, project.id)
         check = new_check(project.id, ctx.clock())
         apply_spec(ctx, check, spec, self.version, creating=True)
         ctx.index.add_check(check)

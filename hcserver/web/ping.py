@@ -27,7 +27,8 @@ from hcserver.context import Context
 from hcserver.domain.checks import Check
 from hcserver.domain.errors import Conflict, DomainError, Invalid, NotFound
 from hcserver.domain.pings import FAIL, LOG, START, SUCCESS, PingRequest
-from hcserver.web.service import assign_all_channels, new_check
+from hcserver.web.service import CheckLimitReached, create_pinged_check
+from hcserver.web.specs import slug_problem
 
 log = logging.getLogger("hcserver.ping")
 
@@ -431,10 +432,13 @@ class PingDelegate(httputil.HTTPMessageDelegate):
             if not create:
                 raise NotFound()
             assert route.slug is not None
-            check = new_check(project_id, now, name=route.slug, slug=route.slug)
-            assign_all_channels(ctx, check)
-            index.add_check(check)
-            ctx.check_changed(check)
+            # A slug the API would refuse (over 100 characters) is not created either.
+            if slug_problem(route.slug) is not None:
+                raise Invalid("invalid url format")
+            try:
+                check = create_pinged_check(ctx, project_id, route.slug, now)
+            except CheckLimitReached:
+                raise NotFound() from None  # the reference's answer at the limit
         else:
             create = False
         ua = self.ua

@@ -1,16 +1,27 @@
-"""Operations the handlers share: making checks and applying validated API specs to them."""
+"""Operations the handlers share: making checks, the check limit, and applying validated API specs."""
 
 from __future__ import annotations
 
+import logging
 import uuid as uuidlib
 from typing import Any
 
 from hcserver.context import Context
 from hcserver.domain.checks import Check
-from hcserver.domain.errors import Invalid
+from hcserver.domain.errors import Forbidden, Invalid
 from hcserver.domain.schedules import SIMPLE
 from hcserver.domain.slugs import slugify
 from hcserver.web.specs import CheckSpec
+
+log = logging.getLogger("hcserver.checks")
+
+# A project at its check limit is logged at most this often (seconds): a crontab line with
+# `?create=1` may be refused every minute on every host, and one line says it all.
+LIMIT_LOG_INTERVAL = 60.0
+
+
+class CheckLimitReached(Forbidden):
+    """The project holds HC_CHECK_LIMIT checks. The API answers 403; a `?create=1` ping 404."""
 
 
 def new_check(project_id: str, now: float, name: str = "", slug: str | None = None) -> Check:
@@ -23,6 +34,39 @@ def new_check(project_id: str, now: float, name: str = "", slug: str | None = No
         slug=slugify(name) if slug is None else slug,
         slug_explicit=slug is not None,
     )
+
+
+def ensure_room(ctx: Context, project_id: str) -> None:
+    """Raise CheckLimitReached when the project cannot take one more check."""
+    limit = ctx.settings.check_limit
+    if ctx.index.check_count(project_id) < limit:
+        return
+    now = ctx.clock()
+    last = ctx.index.limit_logged.get(project_id)
+    if last is None or now - last >= LIMIT_LOG_INTERVAL:
+        ctx.index.limit_logged[project_id] = now
+        project = ctx.index.projects.get(project_id)
+        log.warning(
+            "project %s (%s) is at its limit of %d checks (HC_CHECK_LIMIT): new checks are refused "
+            "(said at most once a minute)",
+            project_id,
+            project.name if project is not None else "?",
+            limit,
+        )
+    raise CheckLimitReached("check limit reached")
+
+
+def create_pinged_check(ctx: Context, project_id: str, slug: str, now: float) -> Check:
+    """`?create=1`: a check named and slugged after the slug, with every channel of the project.
+
+    The caller has validated the slug (`specs.slug_problem`); raises CheckLimitReached.
+    """
+    ensure_room(ctx, project_id)
+    check = new_check(project_id, now, name=slug, slug=slug)
+    assign_all_channels(ctx, check)
+    ctx.index.add_check(check)
+    ctx.check_changed(check)
+    return check
 
 
 def assign_all_channels(ctx: Context, check: Check) -> None:

@@ -15,6 +15,7 @@ from hcserver.domain.slugs import is_valid_slug
 
 MIN_PERIOD, MAX_PERIOD = 60, 31536000
 UNIQUE_FIELDS = ("name", "slug", "tags", "timeout", "grace")
+SLUG_MAX_LENGTH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,19 @@ def _string(name: str, value: Any, max_length: int | None = None) -> str:
     if max_length is not None and len(value) > max_length:
         raise _error(name, "is too long")
     return value
+
+
+def slug_problem(slug: str) -> str | None:
+    """Why a check cannot have this slug ("is too long", "does not match pattern"), or None.
+
+    The one rule for slugs a client chooses: the API's `slug` field and `?create=1` pings.
+    """
+    if len(slug) > SLUG_MAX_LENGTH:
+        return "is too long"
+    # fullmatch: "$" alone would let a trailing newline through.
+    if not is_valid_slug(slug):
+        return "does not match pattern"
+    return None
 
 
 def _boolean(name: str, value: Any) -> bool:
@@ -106,9 +120,9 @@ def parse_check_spec(body: dict[str, Any]) -> CheckSpec:
                 raise _error(name, "is not a valid cron or OnCalendar expression")
             values[name] = value
         elif name == "slug":
-            # fullmatch: "$" alone would let a trailing newline through.
-            if not is_valid_slug(_string(name, value, 100)):
-                raise _error(name, "does not match pattern")
+            problem = slug_problem(_string(name, value))
+            if problem is not None:
+                raise _error(name, problem)
             values[name] = value
         elif name == "tz":
             if not is_valid_tz(_string(name, value)):
