@@ -6,12 +6,14 @@ Domain errors are rendered in one place, `ApiHandler.write_error`, as {"error": 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import uuid as uuidlib
 from typing import Any
 
+from tornado.iostream import StreamClosedError
 from tornado.web import RequestHandler
 
 from hcserver.context import Context
@@ -28,6 +30,8 @@ log = logging.getLogger("hcserver.api")
 V = r"/api/v(?P<version>[123])"
 UUID = r"(?P<code>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
 UUID_OR_KEY = r"(?P<code>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{40})"
+# Checks serialized per piece of a streamed listing: ~2 ms of work at ~10 us a check.
+LISTING_PIECE = 200
 
 
 class ApiHandler(RequestHandler):
@@ -130,18 +134,45 @@ class ApiHandler(RequestHandler):
 
 
 class ChecksHandler(ApiHandler):
-    def get(self, version: str) -> None:
+    async def get(self, version: str) -> None:
+        """The project's checks, in creation order, as json.dumps({"checks": [...]}) would write them.
+
+        Past one piece of LISTING_PIECE checks the answer is streamed: a piece is serialized and
+        sent, then the loop serves what waits (pings) before the next. Built at once, a listing of
+        200,000 checks (199 MB) held every ping back for 7 s.
+        """
         project = self.authorize(write=False)
         tags = set(self.get_arguments("tag"))
         slug = self.get_argument("slug", "")
-        result = []
-        for check in self.ctx.index.project_checks(project.id):
-            if slug and check.slug != slug:
-                continue
-            if tags and not tags.issubset(check.tag_list()):
-                continue
-            result.append(self.check_json(check))
-        self.send({"checks": result})
+        ctx = self.ctx
+        now = ctx.clock()
+        badge_key = ctx.index.badge_key(project.id)
+
+        def serialized(checks: list[Check]) -> list[str]:
+            return [
+                json.dumps(check_to_json(check, now, ctx.settings, self.version, self.readonly, badge_key))
+                for check in checks
+                if (not slug or check.slug == slug) and (not tags or tags.issubset(check.tag_list()))
+            ]
+
+        checks = list(ctx.index.project_checks(project.id))
+        self.set_header("Content-Type", "application/json")
+        if len(checks) <= LISTING_PIECE:
+            self.finish('{"checks": [' + ", ".join(serialized(checks)) + "]}")
+            return
+        self.write('{"checks": [')
+        separator = ""
+        try:
+            for start in range(0, len(checks), LISTING_PIECE):
+                pieces = serialized(checks[start : start + LISTING_PIECE])
+                if pieces:
+                    self.write(separator + ", ".join(pieces))
+                    separator = ", "
+                await self.flush()
+                await asyncio.sleep(0)  # a flush the socket took at once does not yield
+            self.finish("]}")
+        except StreamClosedError:
+            pass  # the client went away; nothing left to answer
 
     async def post(self, version: str) -> None:
         project = self.authorize(write=True)
