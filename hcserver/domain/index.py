@@ -34,8 +34,27 @@ class ChannelLike(Protocol):
     def kind(self) -> str: ...
 
 
-# The fields a `unique` upsert may match on, besides the slug (which has its own lookup).
+# The fields a `unique` upsert may match on, besides a non-empty slug (found through `by_slug`).
 MATCHED_FIELDS = ("name", "tags", "timeout", "grace")
+
+
+class _Shared(list[Check]):
+    """The checks sharing one value of a field, in the order they took it.
+
+    100,000 checks may share the default timeout: a dict keyed by uuid would cost ~40 bytes a
+    check, a list entry 8. A check that leaves the value is only counted out of `live`; its entry
+    stays until the dead outnumber the live, then the list is rebuilt, so leaving costs O(1)
+    amortized. Readers check each entry (see `Index.find_matching`).
+    """
+
+    __slots__ = ("live",)
+
+    def __init__(self, checks: list[Check]) -> None:
+        super().__init__(checks)
+        self.live = len(checks)
+
+
+Bucket = Check | _Shared
 
 
 class Index:
@@ -51,12 +70,9 @@ class Index:
         # project id -> slug -> its check, or the list of checks that share it (a ping answers 409).
         # Most slugs are unique: a list for each would cost ~90 bytes a check.
         self._slugs: dict[str, dict[str, Check | list[Check]]] = {}
-        # project id -> uuid -> check, for checks without a slug (a `unique` upsert may ask for "").
-        self._unslugged: dict[str, dict[str, Check]] = {}
-        # What a `unique` upsert matches on besides the slug: project id -> field -> value -> its
-        # check, or the checks sharing it by uuid (a dict: removing one of 100,000 checks that share
-        # the default timeout must not scan them). ~38 bytes a field a check.
-        self._matched: dict[str, dict[str, dict[Any, Check | dict[str, Check]]]] = {}
+        # What a `unique` upsert matches on: project id -> field -> value -> its check, or the
+        # checks sharing it. Fields: MATCHED_FIELDS, and "slug" for the empty slug only.
+        self._matched: dict[str, dict[str, dict[Any, Bucket]]] = {}
         # project id -> when the server last logged that the project is at its check limit.
         self.limit_logged: dict[str, float] = {}
         # The first 64 bits of a check's unique key -> the check (an int key is ~50 bytes smaller
@@ -75,8 +91,7 @@ class Index:
             self._by_api_key[project.api_key_readonly_hash] = (project, True)
         self._project_checks.setdefault(project.id, {})
         self._slugs.setdefault(project.id, {})
-        self._unslugged.setdefault(project.id, {})
-        self._matched.setdefault(project.id, {field: {} for field in MATCHED_FIELDS})
+        self._matched.setdefault(project.id, {field: {} for field in (*MATCHED_FIELDS, "slug")})
         self._badge_keys[self.badge_key(project.id)] = project.id
 
     def remove_project(self, project_id: str) -> list[Check]:
@@ -92,7 +107,6 @@ class Index:
             self.remove_check(check)
         self._project_checks.pop(project_id, None)
         self._slugs.pop(project_id, None)
-        self._unslugged.pop(project_id, None)
         self._matched.pop(project_id, None)
         self.limit_logged.pop(project_id, None)
         return removed
@@ -133,26 +147,33 @@ class Index:
         matched = self._matched[check.project_id]
         for field in MATCHED_FIELDS:
             _put(matched[field], getattr(check, field), check)
+        if not check.slug:
+            _put(matched["slug"], "", check)
 
     def remove_check(self, check: Check) -> None:
         self.checks.pop(check.uuid, None)
         self._project_checks.get(check.project_id, {}).pop(check.uuid, None)
         self._unique.pop(_short(check.unique_key), None)
         self._unlink_slug(check)
-        matched = self._matched.get(check.project_id)
-        if matched is not None:
-            for field in MATCHED_FIELDS:
-                _drop(matched[field], getattr(check, field), check)
+        for field in MATCHED_FIELDS:
+            self._drop(check, field, getattr(check, field))
+        if not check.slug:
+            self._drop(check, "slug", "")
 
     def check_count(self, project_id: str) -> int:
         return len(self._project_checks.get(project_id, ()))
 
     def set_slug(self, check: Check, slug: str) -> None:
-        if slug == check.slug:
+        old = check.slug
+        if slug == old:
             return
         self._unlink_slug(check)
         check.slug = slug
         self._link_slug(check)
+        if not old:
+            self._drop(check, "slug", "")
+        elif not slug:
+            _put(self._matched[check.project_id]["slug"], "", check)
 
     def set_fields(self, check: Check, values: Mapping[str, Any]) -> None:
         """Change a check's slug, name, tags, timeout or grace (the fields `unique` matches on)."""
@@ -165,10 +186,9 @@ class Index:
             old = getattr(check, field)
             if old == value:
                 continue
-            matched = self._matched[check.project_id][field]
-            _drop(matched, old, check)
             setattr(check, field, value)
-            _put(matched, value, check)
+            self._drop(check, field, old)  # after the change: a rebuild keeps who still has `old`
+            _put(self._matched[check.project_id][field], value, check)
 
     def find_matching(self, project_id: str, wanted: Mapping[str, Any]) -> Check | None:
         """The earliest created check of the project whose fields equal every value in `wanted`
@@ -177,29 +197,34 @@ class Index:
         Only the checks sharing the least shared of the wanted values are looked at: with a
         100,000-check project, a `unique: ["name"]` upsert looks at the checks of that name.
         """
-        if not wanted:
+        unknown = [field for field in wanted if field != "slug" and field not in MATCHED_FIELDS]
+        if unknown:
+            raise ValueError(f"{unknown[0]} is not a field the index follows")
+        matched = self._matched.get(project_id)
+        if not wanted or matched is None:
             return None
-        fewest: list[Check] | dict[str, Check] | None = None
+        fewest: list[Check] | None = None
         for field, value in wanted.items():
-            found: Check | list[Check] | dict[str, Check] | None
-            if field == "slug":
-                found = self._slugs.get(project_id, {}).get(value) if value else self._unslugged.get(project_id)
-            elif field in MATCHED_FIELDS:
-                found = self._matched.get(project_id, {}).get(field, {}).get(value)
+            found: Check | list[Check] | None
+            if field == "slug" and value:
+                found = self._slugs.get(project_id, {}).get(value)
             else:
-                raise ValueError(f"{field} is not a field the index follows")
-            if not found:
+                found = matched[field].get(value)
+            if found is None:
                 return None
             if isinstance(found, Check):
                 found = [found]
             if fewest is None or len(found) < len(fewest):
                 fewest = found
         assert fewest is not None
-        candidates = fewest.values() if isinstance(fewest, dict) else fewest
+        members = self._project_checks.get(project_id, {})
         best: Check | None = None
-        for check in candidates:
-            if (best is None or check.created < best.created) and all(
-                getattr(check, field) == value for field, value in wanted.items()
+        for check in fewest:
+            # A shared list may hold checks that have left the value, or the project.
+            if (
+                (best is None or check.created < best.created)
+                and all(getattr(check, field) == value for field, value in wanted.items())
+                and members.get(check.uuid) is check
             ):
                 best = check
         return best
@@ -228,9 +253,34 @@ class Index:
     def project_checks(self, project_id: str) -> Iterator[Check]:
         return iter(list(self._project_checks.get(project_id, {}).values()))
 
+    def _drop(self, check: Check, field: str, value: object) -> None:
+        """`check` no longer has `value` in `field` (it changed, or the check left the project)."""
+        values = self._matched.get(check.project_id, {}).get(field)
+        found = None if values is None else values.get(value)
+        if found is None or values is None:
+            return
+        if found is check:
+            del values[value]
+            return
+        if not isinstance(found, _Shared):
+            return
+        found.live -= 1
+        if found.live <= 1 or len(found) > 2 * found.live + 8:
+            members = self._project_checks.get(check.project_id, {})
+            kept: dict[int, Check] = {}
+            for c in found:
+                if members.get(c.uuid) is c and getattr(c, field) == value:
+                    kept.setdefault(id(c), c)
+            if len(kept) > 1:
+                found[:] = kept.values()
+                found.live = len(kept)
+            elif kept:
+                values[value] = next(iter(kept.values()))
+            else:
+                del values[value]
+
     def _link_slug(self, check: Check) -> None:
         if not check.slug:
-            self._unslugged[check.project_id][check.uuid] = check
             return
         slugs = self._slugs[check.project_id]
         found = slugs.get(check.slug)
@@ -242,11 +292,8 @@ class Index:
             slugs[check.slug] = [found, check]
 
     def _unlink_slug(self, check: Check) -> None:
-        if not check.slug:
-            self._unslugged.get(check.project_id, {}).pop(check.uuid, None)
-            return
         slugs = self._slugs.get(check.project_id)
-        if slugs is None:
+        if not check.slug or slugs is None:
             return
         found = slugs.get(check.slug)
         if found is check:
@@ -261,26 +308,15 @@ class Index:
                 del slugs[check.slug]
 
 
-def _put(values: dict[Any, Check | dict[str, Check]], value: object, check: Check) -> None:
+def _put(values: dict[Any, Bucket], value: object, check: Check) -> None:
     found = values.get(value)
     if found is None:
         values[value] = check
-    elif isinstance(found, dict):
-        found[check.uuid] = check
+    elif isinstance(found, _Shared):
+        found.append(check)
+        found.live += 1
     else:
-        values[value] = {found.uuid: found, check.uuid: check}
-
-
-def _drop(values: dict[Any, Check | dict[str, Check]], value: object, check: Check) -> None:
-    found = values.get(value)
-    if found is check:
-        del values[value]
-    elif isinstance(found, dict):
-        found.pop(check.uuid, None)
-        if len(found) == 1:
-            values[value] = next(iter(found.values()))
-        elif not found:
-            del values[value]
+        values[value] = _Shared([found, check])
 
 
 def _short(unique_key: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -160,3 +161,77 @@ def test_lookup_work_does_not_grow_with_the_project(wanted, expected):
         counts.append(lines_run(lambda index=index, found=found: found.append(index.find_matching("a", wanted))))
         assert found == [index.checks[expected] if expected else None]
     assert counts[0] == counts[1] > 0
+
+
+def test_a_value_left_and_taken_again_counts_once():
+    index = make_index()
+    a = add(index, "a", created=1.0, tags="x")
+    b = add(index, "b", created=2.0, tags="x")
+    for _ in range(3):
+        index.set_fields(a, {"tags": "y"})
+        index.set_fields(a, {"tags": "x"})
+    assert index.find_matching("a", {"tags": "x"}) is a
+    index.set_fields(a, {"tags": "y"})
+    assert index.find_matching("a", {"tags": "x"}) is b
+    index.remove_check(b)
+    assert index.find_matching("a", {"tags": "x"}) is None
+    assert index.find_matching("a", {"tags": "y"}) is a
+
+
+def test_random_changes_agree_with_a_scan():
+    """Adds, updates, slug changes, moves and removals in a random order: after each, every
+    lookup gives what a scan gives: the earliest created of the project's checks that match."""
+    rng = random.Random(7)
+    index = make_index()
+    values = {
+        "name": ["", "a", "b"],
+        "slug": ["", "s", "t"],
+        "tags": ["", "prod", "db"],
+        "timeout": [60, 600],
+        "grace": [60, 120],
+    }
+    created = 0.0
+
+    def scan(project_id: str, wanted: dict[str, Any]) -> Check | None:
+        found = [c for c in index.project_checks(project_id) if all(getattr(c, f) == v for f, v in wanted.items())]
+        return min(found, key=lambda c: c.created, default=None)
+
+    for step in range(3000):
+        live = list(index.checks.values())
+        op = rng.random()
+        if op < 0.35 or not live:
+            created += 1.0
+            fields = {f: rng.choice(v) for f, v in values.items()}
+            add(index, f"c{step}", project=rng.choice("ab"), created=created, **fields)
+        elif op < 0.7:
+            check = rng.choice(live)
+            field = rng.choice(list(values))
+            index.set_fields(check, {field: rng.choice(values[field])})
+        elif op < 0.8:
+            check = rng.choice(live)
+            index.move_check(check, "b" if check.project_id == "a" else "a")
+        else:
+            index.remove_check(rng.choice(live))
+        for _ in range(3):
+            project_id = rng.choice("ab")
+            fields = rng.sample(list(values), rng.randint(1, 3))
+            wanted = {f: rng.choice(values[f]) for f in fields}
+            assert index.find_matching(project_id, wanted) is scan(project_id, wanted), (step, wanted)
+
+
+def test_removing_checks_that_share_values_costs_constant_work_each():
+    """Each removal from values shared by every check: the total grows with the count, not its square."""
+    totals = []
+    for count in (500, 5000):
+        index = make_index()
+        checks = [add(index, str(i), created=float(i), tags="t") for i in range(count)]
+        rng = random.Random(1)
+        rng.shuffle(checks)
+
+        def remove_all(index: Index = index, checks: list[Check] = checks) -> None:
+            for check in checks:
+                index.remove_check(check)
+
+        totals.append(lines_run(remove_all))
+        assert index.find_matching("a", {"tags": "t"}) is None
+    assert totals[1] < 20 * totals[0]
