@@ -12,6 +12,7 @@ answers each hcserver gave; after every scenario the sum of `n_pings` over its c
 
 from __future__ import annotations
 
+import http.client
 import os
 import statistics
 import sys
@@ -80,6 +81,7 @@ ALL_SCENARIOS = (
     "burst",
     "durability",
     "throughput-100k",
+    "listing",
     "memory",
     "recovery",
 )
@@ -780,6 +782,105 @@ def scenario_durability(s: Suite) -> None:
     s.add_target(Target("durable throughput / write-behind", _ratio(du.rps, wb.rps), ">=", 0.5, "x"))
 
 
+class Lister:
+    """Lists every check of a server over and over in a thread, as a dashboard or an exporter
+    polling GET /api/v3/checks/ would; reads and drops the body. Bounded by `max_s` and `max_listings`;
+    on exit it stops at once, closing a listing midway."""
+
+    def __init__(self, server: ServerProcess, keys: Keys, max_s: float, max_listings: int = 1000) -> None:
+        self.server = server
+        self.keys = keys
+        self.max_s = max_s
+        self.max_listings = max_listings
+        self.listings = 0  # read to the end
+        self.bytes = 0
+        self.seconds: list[float] = []
+        self.error: str | None = None
+        self.reading = threading.Event()  # set once the first bytes of a listing arrive
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lister", daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_s
+        while not self._stop.is_set() and time.monotonic() < deadline and self.listings < self.max_listings:
+            started = time.monotonic()
+            conn = http.client.HTTPConnection(self.server.host, self.server.port, timeout=60)
+            try:
+                conn.request("GET", "/api/v3/checks/", headers={"X-Api-Key": self.keys.api})
+                response = conn.getresponse()
+                if response.status != 200:
+                    self.error = f"GET /api/v3/checks/ answered {response.status}"
+                    return
+                while not self._stop.is_set():
+                    chunk = response.read(1 << 20)
+                    if not chunk:
+                        self.listings += 1
+                        self.seconds.append(time.monotonic() - started)
+                        break
+                    self.bytes += len(chunk)
+                    self.reading.set()
+            except OSError as exc:
+                self.error = f"listing failed: {exc}"
+                return
+            finally:
+                conn.close()
+
+    def __enter__(self) -> Lister:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=70)
+
+    def note(self) -> str:
+        each = f", {statistics.median(self.seconds):.1f} s each" if self.seconds else ""
+        return f"{self.listings} whole listings{each}, {self.bytes / 1e6:,.0f} MB read" + (
+            f"; {self.error}" if self.error else ""
+        )
+
+
+def scenario_listing(s: Suite) -> None:
+    """Ping p99 at c=1 while another client lists every check in a loop, against the same run
+    without the listing, interleaved (quiet, listing) x rounds."""
+    cfg = s.config
+    ours = s.target("large")
+    n = len(ours.checks)
+    spec = s.spec(paths=ours.paths("uuid"), connections=1, duration_s=cfg.latency_s)
+    quiet_rows: list[Row] = []
+    busy_rows: list[Row] = []
+    added: list[float] = []
+    for r in range(1, cfg.latency_rounds + 1):
+        quiet = s.load(ours.server, spec, ours)
+        quiet_rows.append(s.add(row_from(quiet, "listing", f"c=1, no listing, round {r}", "hcserver", detail=True)))
+        with Lister(ours.server, s.keys, max_s=cfg.latency_s + 60.0) as lister:
+            if not lister.reading.wait(60.0):
+                raise RuntimeError(f"no listing started in 60 s: {lister.note()}")
+            busy = s.load(ours.server, spec, ours)
+        if lister.error:
+            raise RuntimeError(lister.error)
+        case = f"c=1 while listing {n:,} checks in a loop, round {r}"
+        busy_rows.append(s.add(row_from(busy, "listing", case, "hcserver", note=lister.note(), detail=True)))
+        if quiet_rows[-1].p99_ms is not None and busy_rows[-1].p99_ms is not None:
+            added.append(busy_rows[-1].p99_ms - quiet_rows[-1].p99_ms)
+    rounds = f"median of {cfg.latency_rounds} interleaved rounds"
+    s.add(_median_row(quiet_rows, f"uuid pings at c=1, {n:,} checks, no listing", rounds))
+    s.add(_median_row(busy_rows, f"uuid pings at c=1 while a client lists all {n:,} checks in a loop", rounds))
+    scale = "" if n >= 100_000 else f"; measured at {n:,} checks"
+    s.add_target(
+        Target(
+            "ping p99 at c=1 added while listing 100k checks in a loop",
+            statistics.median(added) if added else None,
+            "<=",
+            20.0,
+            "ms",
+            note="median over rounds, each vs the round without listing before it: "
+            + ", ".join(f"{a:+.1f}" for a in added)
+            + scale,
+        )
+    )
+
+
 def scenario_memory(s: Suite) -> None:
     large = s.target("large")
     n = len(large.checks)
@@ -910,6 +1011,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("burst", "a cron storm: many pings from many connections at once", scenario_burst),
         Scenario("durability", "write-behind vs --durable, persistence lag", scenario_durability),
         Scenario("throughput-100k", "ping throughput at c=50 per kind of ping, 100k checks", scenario_throughput_large),
+        Scenario("listing", "ping latency while a client lists 100k checks in a loop", scenario_listing),
         Scenario("memory", "RSS per check", scenario_memory),
         Scenario("recovery", "start to ready with many checks and stored pings", scenario_recovery),
     )

@@ -27,6 +27,7 @@ from types import TracebackType
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_PATH = "/api/v3/status/"
+BENCH_CHECK_LIMIT = 10_000_000
 _ALNUM = string.ascii_lowercase + string.digits
 
 
@@ -128,7 +129,9 @@ class ServerProcess:
         argv = [python, "-m", "hcserver", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db)]
         if durable:
             argv.append("--durable")
-        env = keys.env() | {"SITE_ROOT": f"http://127.0.0.1:{port}"} | dict(extra_env or {})
+        # The bench puts up to 100,000 checks in one project, past the default HC_CHECK_LIMIT.
+        env = keys.env() | {"SITE_ROOT": f"http://127.0.0.1:{port}", "HC_CHECK_LIMIT": str(BENCH_CHECK_LIMIT)}
+        env |= dict(extra_env or {})
         label = name or ("hcserver --durable" if durable else "hcserver")
         return cls(label, argv, port, env=env, log_path=db.with_suffix(".log"))
 
