@@ -51,6 +51,7 @@ settings (environment variables; flags of `serve` override the first four):
   HC_FLUSH_INTERVAL_MS      write-behind flush interval (default 100)
   HC_FLUSH_BATCH            flush as soon as this many changes are pending (default 5000)
   HC_MAX_PENDING            pending changes before new pings wait for room (default 200000)
+  HC_MAX_PENDING_BYTES      bytes of pending pings before new pings wait for room (default 256 MiB)
   HC_IDLE_WRITER            1 = the SQLite writer flushes at idle CPU priority for up to 1 s per
                             flush, so it never takes a core the server wants; on a machine kept
                             busy by other work, commits (and the crash loss window) then lag by
@@ -90,6 +91,7 @@ class Settings:
     flush_interval_ms: int = 100
     flush_batch: int = 5000
     max_pending: int = 200_000
+    max_pending_bytes: int = 256 << 20
     idle_writer: bool = False
     restart_grace: bool = True
 
@@ -121,6 +123,7 @@ class Settings:
             flush_interval_ms=r.integer("HC_FLUSH_INTERVAL_MS", d.flush_interval_ms, 1, 60_000),
             flush_batch=r.integer("HC_FLUSH_BATCH", d.flush_batch, 1, 10_000_000),
             max_pending=r.integer("HC_MAX_PENDING", d.max_pending, 1, 100_000_000),
+            max_pending_bytes=r.integer("HC_MAX_PENDING_BYTES", d.max_pending_bytes, 1 << 20, 1 << 40),
             idle_writer=r.flag("HC_IDLE_WRITER", d.idle_writer),
             restart_grace=r.flag("HC_RESTART_GRACE", d.restart_grace),
         )

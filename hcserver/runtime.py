@@ -71,6 +71,7 @@ class Runtime:
             flush_interval_ms=settings.flush_interval_ms,
             flush_batch=settings.flush_batch,
             max_pending=settings.max_pending,
+            max_pending_bytes=settings.max_pending_bytes,
             ping_log_limit=settings.ping_log_limit,
             durable=settings.durable,
             # With the HTTP server's 3 s to finish in-flight requests, a stop stays under 10 s

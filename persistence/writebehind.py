@@ -15,7 +15,14 @@ retried with backoff, so nothing acknowledged is lost while the disk misbehaves.
 
 The recorder methods return None, or an awaitable the handler must await before answering:
 - in durable mode, always: it completes once the transaction holding the change has committed;
-- when `max_pending` changes wait for the disk: it completes when there is room again.
+- when `max_pending` changes, or `max_pending_bytes` of pings, wait for the disk: it completes when
+  there is room again.
+
+A check's pings beyond the ping log limit are dropped from memory before they are written (they
+would be pruned in the same transaction), so a backlog never writes more than the limit per check.
+A retry after a failed flush writes the batch in pieces of a transaction each, oldest first, a check
+whole in one piece: on a disk with little room the pieces that fit land, and one that cannot fit
+does not hold back the rest.
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from itertools import chain
 from typing import Any, TypeVar
 
 import msgpack  # type: ignore[import-untyped]  # no stubs or py.typed upstream
@@ -44,6 +53,10 @@ T = TypeVar("T")
 # (at most ~1000 from one flush: taking 8192 from a big one cost ~1 ms of the event loop).
 _LAG_SAMPLES = 8192
 _LAG_SAMPLES_PER_FLUSH = 1000
+# A retry writes pieces of about this many bytes of pings, or this many checks, a transaction each:
+# small enough to fit where the disk has a little room, large enough to keep up.
+_PIECE_BYTES = 1 << 20
+_PIECE_CHECKS = 1000
 
 
 class NotPersisted(RuntimeError):
@@ -77,9 +90,26 @@ class _PingLog:
         self.last_n = later.last_n
 
     def rows(self) -> Iterator[tuple[str, int, bytes]]:
-        unpacker = msgpack.Unpacker(use_list=False)
+        return iter(self._unpacker())
+
+    def trim(self, keep: int) -> int:
+        """Drop all but the newest `keep` rows (the older ones would be pruned as they are written);
+        return the bytes dropped."""
+        drop = self.count - keep
+        if drop <= 0:
+            return 0
+        unpacker = self._unpacker()
+        for _ in range(drop):
+            unpacker.skip()
+        cut: int = unpacker.tell()
+        del self.data[:cut]
+        self.count = keep
+        return cut
+
+    def _unpacker(self) -> msgpack.Unpacker:
+        unpacker = msgpack.Unpacker(use_list=False, max_buffer_size=max(len(self.data), 1 << 20))
         unpacker.feed(self.data)
-        return iter(unpacker)
+        return unpacker
 
 
 class _Batch:
@@ -87,7 +117,7 @@ class _Batch:
 
     __slots__ = (
         "accepted", "channel_deletes", "channels", "check_deletes", "checks", "flips", "future",
-        "notifications", "ping_logs", "project_deletes", "projects", "waiters",
+        "nbytes", "notifications", "ping_logs", "project_deletes", "projects", "waiters",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -101,6 +131,8 @@ class _Batch:
         # Pings as packed rows (see _PingLog), in order of n. No Ping objects are kept: 50,000
         # pending ones made the garbage collector's passes take up to 8 ms.
         self.ping_logs: dict[str, _PingLog] = {}
+        # Bytes of those rows: with the count of changes, what bounds the memory a backlog takes.
+        self.nbytes = 0
         self.flips: dict[str, list[Flip]] = {}
         # Clock reading of every change accepted: their count is the batch's size, their ages the lags.
         self.accepted: list[float] = []
@@ -122,13 +154,15 @@ class _Batch:
 
     def delete_check(self, uuid: str) -> None:
         self.checks.pop(uuid, None)
-        self.ping_logs.pop(uuid, None)
+        log = self.ping_logs.pop(uuid, None)
+        if log is not None:
+            self.nbytes -= len(log.data)
         self.flips.pop(uuid, None)
         self.check_deletes.add(uuid)
         for key in [k for k in self.notifications if k[0] == uuid]:
             del self.notifications[key]
 
-    def absorb(self, later: _Batch) -> None:
+    def absorb(self, later: _Batch, ping_log_limit: int) -> None:
         """Fold a later batch into this one (a retry after a failed flush), keeping its meaning."""
         for pid in later.project_deletes:
             self.projects.pop(pid, None)
@@ -142,28 +176,93 @@ class _Batch:
         self.checks.update(later.checks)
         self.channels.update(later.channels)
         self.notifications.update(later.notifications)
+        self.nbytes += later.nbytes
         for uuid, log in later.ping_logs.items():
             mine = self.ping_logs.get(uuid)
             if mine is None:
                 self.ping_logs[uuid] = log
             else:
                 mine.extend(log)
+                self.nbytes -= mine.trim(ping_log_limit)
         for uuid, flips in later.flips.items():
             self.flips.setdefault(uuid, []).extend(flips)
         self.accepted.extend(later.accepted)
-        if later.future is not None:
-            self.waiters.append(later.future)
-        self.waiters.extend(later.waiters)
+        self.waiters.extend(later.detach_waiters())
+
+    def detach_waiters(self) -> list[asyncio.Future[None]]:
+        """Take this batch's durable waiters away from it (to settle them when something else commits)."""
+        futures = self.waiters if self.future is None else [self.future, *self.waiters]
+        self.future, self.waiters = None, []
+        return futures
+
+    def split(self, piece_bytes: int, piece_checks: int) -> list[_Batch]:
+        """This batch's changes as smaller batches, to write one transaction each, in order: first
+        the deletes, projects and channels, then the checks, oldest change first, with all of one
+        check's changes (snapshot, pings, flips, notifications) in one piece, so each commit leaves
+        every check whole. A piece holds about `piece_bytes` of pings or `piece_checks` checks.
+        The accepted changes are shared out in proportion to the rows; waiters stay here."""
+        head = _Batch()
+        head.project_deletes, head.check_deletes, head.channel_deletes = (
+            self.project_deletes, self.check_deletes, self.channel_deletes,
+        )  # fmt: skip
+        head.projects, head.channels = self.projects, self.channels
+        pieces = [head]
+        notifications: dict[str, list[NotificationKey]] = {}
+        for key in self.notifications:
+            notifications.setdefault(key[0], []).append(key)
+        piece = _Batch()
+        for uuid in dict.fromkeys(chain(self.checks, self.ping_logs, self.flips, notifications)):
+            if uuid in self.checks:
+                piece.checks[uuid] = self.checks[uuid]
+            log = self.ping_logs.get(uuid)
+            if log is not None:
+                piece.ping_logs[uuid] = log
+                piece.nbytes += len(log.data)
+            if uuid in self.flips:
+                piece.flips[uuid] = self.flips[uuid]
+            for key in notifications.get(uuid, ()):
+                piece.notifications[key] = self.notifications[key]
+            if piece.nbytes >= piece_bytes or len(piece.checks) >= piece_checks:
+                pieces.append(piece)
+                piece = _Batch()
+        pieces.append(piece)
+        pieces = [p for p in pieces if p.rows()] or [piece]
+        weights = [p.rows() for p in pieces]
+        accepted, total = self.accepted, sum(weights)
+        taken = 0
+        for p, weight in zip(pieces, weights, strict=True):
+            share = len(accepted) - taken if p is pieces[-1] else round(len(accepted) * weight / total)
+            p.accepted = accepted[taken : taken + share]
+            taken += share
+        return pieces
+
+    def is_depended_on(self) -> bool:
+        """Holds what later pieces may need in the store first: deletes, projects, channels."""
+        return bool(
+            self.project_deletes or self.check_deletes or self.channel_deletes or self.projects or self.channels
+        )
+
+    def rows(self) -> int:
+        """Rows this batch writes, or about as many (a check's snapshot, pings, flips and the rest)."""
+        return (
+            len(self.project_deletes) + len(self.check_deletes) + len(self.channel_deletes) + len(self.projects)
+            + len(self.channels) + len(self.checks) + len(self.notifications)
+            + sum(log.count for log in self.ping_logs.values()) + sum(map(len, self.flips.values()))
+        )  # fmt: skip
 
     def settle(self, error: BaseException | None = None) -> None:
-        for fut in [self.future, *self.waiters]:
-            if fut is None or fut.done():
-                continue
-            if error is None:
-                fut.set_result(None)
-            else:
-                fut.set_exception(error)
-                fut.exception()  # nobody may be waiting any more: do not log it as unretrieved
+        _settle([self.future, *self.waiters], error)
+
+
+def _settle(futures: Iterable[asyncio.Future[None] | None], error: BaseException | None = None) -> None:
+    for fut in futures:
+        if fut is None or fut.done():
+            continue
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)
+            fut.exception()  # nobody may be waiting any more: do not log it as unretrieved
 
 
 class WriteBehind:
@@ -180,6 +279,7 @@ class WriteBehind:
         flush_interval_ms: int = 100,
         flush_batch: int = 5000,
         max_pending: int = 200_000,
+        max_pending_bytes: int = 256 << 20,
         ping_log_limit: int = 100,
         flip_limit: int = 1000,
         durable: bool = False,
@@ -193,7 +293,11 @@ class WriteBehind:
         self._interval = flush_interval_ms / 1000
         self._flush_batch = max(1, flush_batch)
         self._max_pending = max(1, max_pending)
+        self._max_pending_bytes = max(1, max_pending_bytes)
         self.ping_log_limit = ping_log_limit
+        # A check's pending pings are trimmed to the limit once twice as many wait: a trim then
+        # costs an unpack of `limit` rows every `limit` pings.
+        self._trim_at = 2 * ping_log_limit
         self.flip_limit = flip_limit
         self.durable = durable
         self._retry_cap = retry_cap_s
@@ -201,8 +305,11 @@ class WriteBehind:
         self._clock = clock
 
         self._pending = _Batch()
-        # The batch being written, or the one that failed and waits for its retry.
-        self._inflight: _Batch | None = None
+        # The batch being written, or what failed and waits for its retry: one batch, or the pieces
+        # of a retry that are not committed yet (see `_retry`).
+        self._inflight: list[_Batch] = []
+        # Durable waiters of a batch written in pieces: settled once every piece has committed.
+        self._held: list[asyncio.Future[None]] = []
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -238,7 +345,11 @@ class WriteBehind:
             log = batch.ping_logs.get(uuid)
             if log is None:
                 log = batch.ping_logs[uuid] = _PingLog()
-            log.add(self._row_packer.pack((uuid, ping.n, data)), ping.n)
+            row = self._row_packer.pack((uuid, ping.n, data))
+            log.add(row, ping.n)
+            batch.nbytes += len(row)
+            if log.count >= self._trim_at:
+                batch.nbytes -= log.trim(self.ping_log_limit)
         if flip is not None:
             batch.add_flip(uuid, flip)
         return self._accepted(batch)
@@ -297,17 +408,24 @@ class WriteBehind:
         size = len(batch.accepted)
         if (self.durable or size >= self._flush_batch) and not self._wake.is_set():
             self._wake.set()
-        if self._inflight is not None:
-            size += len(self._inflight.accepted)
+        nbytes = batch.nbytes
+        for waiting in self._inflight:
+            size += len(waiting.accepted)
+            nbytes += waiting.nbytes
         # Every caller gets its own shield: one cancelled request must not cancel the shared future
         # that all the others wait on.
         done = asyncio.shield(batch.waiter()) if self.durable else None
-        if size < self._max_pending:
+        if size < self._max_pending and nbytes < self._max_pending_bytes:
             return done
         room = self._room
         if room is None:
             room = self._room = asyncio.get_running_loop().create_future()
-            log.warning("%d changes wait for the disk (max_pending); answers are delayed until they are written", size)
+            log.warning(
+                "%d changes, %d bytes of pings, wait for the disk (max_pending or max_pending_bytes); "
+                "answers are delayed until they are written",
+                size,
+                nbytes,
+            )
         return asyncio.shield(room) if done is None else _both(done, asyncio.shield(room))
 
     # -- Recorder: history reads (pending records merged with stored rows) ------------------------
@@ -347,17 +465,16 @@ class WriteBehind:
     def _memory_pings(self, uuid: str, above: int) -> list[Ping]:
         """Pings of a check numbered above `above` not yet committed, oldest first."""
         rows: list[bytes] = []
-        for batch in (self._inflight, self._pending):
-            log = batch.ping_logs.get(uuid) if batch is not None else None
+        for batch in (*self._inflight, self._pending):
+            log = batch.ping_logs.get(uuid)
             if log is not None:
                 rows.extend(data for _, n, data in log.rows() if n > above)
         return self._decode_all(rows, self._codec.decode_ping)
 
     def _memory_flips(self, uuid: str) -> list[Flip]:
         out: list[Flip] = []
-        for batch in (self._inflight, self._pending):
-            if batch is not None:
-                out.extend(batch.flips.get(uuid, ()))
+        for batch in (*self._inflight, self._pending):
+            out.extend(batch.flips.get(uuid, ()))
         return out
 
     def _decode_all(self, rows: Iterable[bytes], decode: Callable[[bytes], T]) -> list[T]:
@@ -413,45 +530,82 @@ class WriteBehind:
         return size >= self._flush_batch or (self.durable and size > 0)
 
     async def flush_once(self) -> bool:
-        """Write everything pending in one transaction. True when a batch committed; False when
-        there was nothing to do or the write failed (the batch is kept for the next try)."""
+        """Write everything pending. True when all of it committed; False when there was nothing to
+        do or a write failed (what did not commit is kept for the next try).
+
+        A batch is first written in one transaction; a retry writes it in pieces (see `_retry`)."""
         async with self._lock:
-            batch = self._inflight
-            if batch is None:
-                if not self._pending.accepted:
-                    return False
-                batch = self._inflight = self._pending
-                self._pending = _Batch()
-            elif self._pending.accepted:
-                batch.absorb(self._pending)
-                self._pending = _Batch()
-            ws = await self._encode(batch)
-            started = self._clock()
-            try:
-                await self._store.write(ws)
-            except Exception as exc:
-                self._failed(exc, len(batch.accepted))
+            if self._inflight:
+                return await self._retry()
+            if not self._pending.accepted:
                 return False
-            committed = self._clock()
-            self._inflight = None
-            self._committed_flip_seq = self._store.flip_seq
-            self._flushes += 1
-            self._last_flush_size = ws.rows()
-            self._last_flush_changes = len(batch.accepted)
-            self._last_flush_ms = (committed - started) * 1000
-            self._sample_lags(batch.accepted, committed)
+            batch = self._pending
+            self._pending = _Batch()
+            self._inflight = [batch]
+            error = await self._write(batch)
+            if error is not None:
+                self._failed(error, len(batch.accepted))
+            return error is None
+
+    async def _retry(self) -> bool:
+        """Merge what failed with what came since, and write it in pieces of a transaction each,
+        oldest first (see `_Batch.split`). On a full disk the pieces that fit land and the others
+        wait; on any other error the rest waits for the next try."""
+        merged = self._inflight[0]
+        for later in (*self._inflight[1:], self._pending):
+            merged.absorb(later, self.ping_log_limit)
+        self._pending = _Batch()
+        self._held.extend(merged.detach_waiters())
+        self._inflight = pieces = merged.split(_PIECE_BYTES, _PIECE_CHECKS)
+        first_error: Exception | None = None
+        progress = False
+        for piece in list(pieces):
+            error = await self._write(piece)
+            if error is None:
+                progress = True
+                continue
+            first_error = first_error or error
+            if not _is_disk_full(error) or piece.is_depended_on():
+                break
+        if first_error is None:
+            return True
+        if progress:
+            self._backoff = 0.0
+        self._failed(first_error, sum(len(b.accepted) for b in self._inflight))
+        return False
+
+    async def _write(self, batch: _Batch) -> Exception | None:
+        """Write `batch` (one of `_inflight`) in one transaction. Once it has committed it leaves
+        `_inflight`; when nothing is left there, durable waiters are told and errors forgotten."""
+        ws = await self._encode(batch)
+        started = self._clock()
+        try:
+            await self._store.write(ws)
+        except Exception as exc:
+            return exc
+        committed = self._clock()
+        self._inflight.remove(batch)
+        self._committed_flip_seq = self._store.flip_seq
+        self._flushes += 1
+        self._last_flush_size = ws.rows()
+        self._last_flush_changes = len(batch.accepted)
+        self._last_flush_ms = (committed - started) * 1000
+        self._sample_lags(batch.accepted, committed)
+        batch.settle()
+        if not self._inflight:
             if self._error is not None:
                 log.warning("the database accepts writes again after %d failed flushes", self._failures_in_row)
             self._error = None
             self._failures_in_row = 0
             self._backoff = 0.0
-            batch.settle()
-            self._release_room()
-            garbage: list[Any] = [batch.checks, batch.ping_logs, batch.flips, batch.accepted, ws.checks, ws.ping_logs]
-            batch.checks, batch.ping_logs, batch.flips, batch.accepted = {}, {}, {}, []
-            ws.checks, ws.ping_logs = [], []
-            await _free_in_slices(garbage)
-            return True
+            _settle(self._held)
+            self._held = []
+        self._release_room()
+        garbage: list[Any] = [batch.checks, batch.ping_logs, batch.flips, batch.accepted, ws.checks, ws.ping_logs]
+        batch.checks, batch.ping_logs, batch.flips, batch.accepted = {}, {}, {}, []
+        ws.checks, ws.ping_logs = [], []
+        await _free_in_slices(garbage)
+        return None
 
     def _failed(self, exc: Exception, size: int) -> None:
         reason = f"{type(exc).__name__}: {exc}"
@@ -462,14 +616,27 @@ class WriteBehind:
             log.error("flush of %d changes failed (%s); keeping them and retrying", size, reason)
         self._error = reason
 
+    def _backlog(self) -> tuple[int, int]:
+        """Changes, and bytes of pings, waiting for the disk."""
+        size, nbytes = len(self._pending.accepted), self._pending.nbytes
+        for batch in self._inflight:
+            size += len(batch.accepted)
+            nbytes += batch.nbytes
+        return size, nbytes
+
     def _release_room(self) -> None:
         if self._room is None:
             return
-        size = len(self._pending.accepted) + (len(self._inflight.accepted) if self._inflight else 0)
-        if size < self._max_pending:
+        size, nbytes = self._backlog()
+        if size < self._max_pending and nbytes < self._max_pending_bytes:
             self._room.set_result(None)
             self._room = None
-            log.warning("pending changes back under max_pending (%d): answers are no longer delayed", size)
+            log.warning(
+                "pending changes back under max_pending and max_pending_bytes (%d, %d bytes): "
+                "answers are no longer delayed",
+                size,
+                nbytes,
+            )
 
     def _sample_lags(self, accepted: list[float], committed: float) -> None:
         step = max(1, len(accepted) // _LAG_SAMPLES_PER_FLUSH)
@@ -507,7 +674,8 @@ class WriteBehind:
         limit = self.ping_log_limit
         for uuid, log in batch.ping_logs.items():
             # A check's pings are in order of n, one apart: the newest is the last. Rows beyond the
-            # log limit are written and pruned in the same transaction (by the writer process).
+            # log limit are dropped here, and stored ones pruned in the same transaction.
+            batch.nbytes -= log.trim(limit)
             floor = log.last_n - limit
             ws.ping_logs.append((log.count, log.data))
             if floor > 0:
@@ -549,7 +717,7 @@ class WriteBehind:
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._drain_timeout
-        while self._inflight is not None or self._pending.accepted:
+        while self._inflight or self._pending.accepted:
             if await self.flush_once():
                 continue
             left = deadline - loop.time()
@@ -559,12 +727,13 @@ class WriteBehind:
             await asyncio.sleep(min(self._backoff or 0.05, left))
 
     def _give_up(self) -> None:
-        lost = len(self._pending.accepted) + (len(self._inflight.accepted) if self._inflight else 0)
+        lost, _ = self._backlog()
         log.error("shutting down with %d changes not written: %s", lost, self._error)
         error = NotPersisted(f"not written before shutdown: {self._error}")
-        for batch in (self._inflight, self._pending):
-            if batch is not None:
-                batch.settle(error)
+        for batch in (*self._inflight, self._pending):
+            batch.settle(error)
+        _settle(self._held, error)
+        self._held = []
         if self._room is not None and not self._room.done():
             self._room.set_result(None)
             self._room = None
@@ -574,11 +743,8 @@ class WriteBehind:
     def status(self) -> dict[str, Any]:
         """Health of the writer, for `/api/v3/status/`: `ok` is False while flushes fail."""
         now = self._clock()
-        pending = len(self._pending.accepted)
-        oldest: float | None = self._pending.accepted[0] if pending else None
-        if self._inflight is not None and self._inflight.accepted:
-            pending += len(self._inflight.accepted)
-            oldest = self._inflight.accepted[0]
+        pending, pending_bytes = self._backlog()
+        oldest = min((b.accepted[0] for b in (*self._inflight, self._pending) if b.accepted), default=None)
         if self._lag_percentiles is None:
             lags = sorted(self._lags)
             self._lag_percentiles = (_percentile_ms(lags, 0.50), _percentile_ms(lags, 0.99))
@@ -587,6 +753,9 @@ class WriteBehind:
             "ok": self._error is None,
             "error": self._error,
             "pending": pending,
+            "pending_bytes": pending_bytes,
+            "max_pending": self._max_pending,
+            "max_pending_bytes": self._max_pending_bytes,
             "oldest_pending_age_ms": round((now - oldest) * 1000, 3) if oldest is not None else 0.0,
             "last_flush_size": self._last_flush_size,
             "last_flush_changes": self._last_flush_changes,
@@ -604,6 +773,10 @@ def _percentile_ms(ordered: list[float], q: float) -> float:
     if not ordered:
         return 0.0
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
+
+
+def _is_disk_full(exc: Exception) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
 
 
 async def _free_in_slices(garbage: list[Any]) -> None:

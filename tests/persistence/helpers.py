@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import shutil
 import sqlite3
 import uuid
 from collections.abc import Callable, Coroutine
@@ -81,3 +82,15 @@ def count(path: Path, table: str, where: str = "", params: tuple[Any, ...] = ())
 def thread_policies(pid: int) -> dict[int, int]:
     """Each thread of a process: its id and its scheduling policy."""
     return {int(tid): os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+def fill(fs: Path, leave_bytes: int) -> Path:
+    """Take all of `fs`'s free space but `leave_bytes` with a file; delete the file to give it back."""
+    filler = fs / "filler"
+    free = shutil.disk_usage(fs).free - leave_bytes
+    with filler.open("wb") as f:
+        block = b"\0" * (1 << 20)
+        while free > 0:
+            f.write(block[: min(free, len(block))])
+            free -= len(block)
+    return filler

@@ -102,7 +102,7 @@ async def test_a_writer_killed_in_the_middle_of_a_flush_loses_nothing(tmp_path):
         for c in checks:
             wb.ping_recorded(c, *ping(c, T0 + k, body=b"x" * 200))
     flush = asyncio.ensure_future(wb.flush_once())
-    while wb._inflight is None:
+    while not wb._inflight:
         await asyncio.sleep(0)
     await asyncio.sleep(0.005)  # encoding or sending: either way before the commit
     os.kill(wb._store.writer_pid, signal.SIGKILL)
