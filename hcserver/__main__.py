@@ -12,8 +12,7 @@ from collections.abc import Sequence
 
 from hcserver.alerts.settings import AlertSettings
 from hcserver.config import SETTINGS_HELP, Settings, SettingsError
-from hcserver.runtime import Runtime
-from persistence.store import SchemaTooNew, StoreInUse
+from hcserver.runtime import STARTUP_ERRORS, Runtime
 
 log = logging.getLogger("hcserver")
 
@@ -65,10 +64,12 @@ async def serve(settings: Settings, alerts: AlertSettings) -> int:
         print(f"  API key (read-write): {keys.api_key}", flush=True)
         print(f"  API key (read-only):  {keys.api_key_readonly}", flush=True)
         print(f"  Ping key:             {keys.ping_key}", flush=True)
-    for sock in runtime.server.sockets:
-        address, port = sock.getsockname()[:2]
-        log.info("listening on %s port %d", address, port)
-    print(f"hcserver listening on port {runtime.server.port}; API at {settings.site_root}/api/v3/", flush=True)
+    # One line, on stdout: scripts (and the tests) read the port from it.
+    addresses = ", ".join(str(sock.getsockname()[0]) for sock in runtime.server.sockets)
+    print(
+        f"hcserver listening on port {runtime.server.port}; API at {settings.site_root}/api/v3/ (bound to {addresses})",
+        flush=True,
+    )
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -91,8 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return asyncio.run(serve(settings, alerts))
-    except (SchemaTooNew, StoreInUse) as e:
-        # The file belongs to a newer hcserver, or another one is using it: say so, touch nothing.
+    except STARTUP_ERRORS as e:
+        # Something the operator can fix (the port is taken, the file is another server's, damaged or
+        # not a store, ...): one line that says what, rather than a traceback. The runtime has
+        # already stopped whatever it had started, so the process ends now and a supervisor sees it.
         print(f"hcserver: {e}", file=sys.stderr)
         return 2
 

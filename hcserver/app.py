@@ -232,10 +232,10 @@ def ensure_project(ctx: Context) -> IssuedKeys | None:
         ignored = _ignored_key_settings(ctx)
         if ignored:
             log.warning(
-                "%s ignored: this store already has a project, and a project's keys are fixed when it is made "
-                "(these settings give the keys of the first project, on the first start with a new store). To use "
-                "these keys, start with a new --db file; for a project with new keys on this store, create one "
-                "through the projects API (HC_ADMIN_KEY). A project's keys cannot be changed.",
+                "%s ignored: this store already has a project, and these settings only give the keys of the "
+                "first project, made on the first start with a new store; a project's keys cannot be changed. To "
+                "use these keys, start with a new --db file; for a project with new generated keys on this store, "
+                "create one through the projects API (HC_ADMIN_KEY).",
                 ", ".join(ignored),
             )
         return None

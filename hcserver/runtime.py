@@ -5,15 +5,21 @@
     await runtime.stop()     # stop accepting, answer what is in flight, flush, close
 
 Startup loads everything into the index before the server listens, so the first request already
-sees every check.
+sees every check. A start that fails stops what it had started (the writer process, the store's
+reader thread, alert deliveries, the listening sockets) before the error goes up, so the process can
+exit at once; an error the operator can fix comes as one of `STARTUP_ERRORS`, whose message says
+what is wrong and what to do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import gc
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,10 +34,20 @@ from hcserver.domain.projects import IssuedKeys, KeyHasher
 from hcserver.notify import PENDING, Notifier
 from hcserver.scheduler import DeadlineScheduler
 from persistence.recovery import load_notifications, recover
-from persistence.store import Store
+from persistence.store import SchemaTooNew, Store, StoreInUse, StoreUnusable
 from persistence.writebehind import WriteBehind
 
 log = logging.getLogger("hcserver")
+
+
+class StartupError(RuntimeError):
+    """The server cannot start for a reason outside the store (the port, the --db directory, the TLS
+    files); the message says what is wrong and what to do."""
+
+
+# Errors that stop a start for a reason the operator can fix: `hcserver serve` prints their message
+# as one line and exits with status 2.
+STARTUP_ERRORS = (StartupError, StoreInUse, StoreUnusable, SchemaTooNew)
 
 
 @dataclass
@@ -55,10 +71,37 @@ class Runtime:
         clock: Callable[[], float] = time.time,
         alert_backoff: tuple[float, ...] = (1.0, 5.0),
     ) -> Runtime:
+        """Open the store, recover, listen, start the background tasks. If a step fails, what the
+        steps before it started is stopped again, in reverse order, before the error is raised."""
+        async with contextlib.AsyncExitStack() as undo:
+            runtime = await cls._start(settings, undo, alerts=alerts, clock=clock, alert_backoff=alert_backoff)
+            undo.pop_all()  # started: from now on `stop` ends it all
+        return runtime
+
+    @classmethod
+    async def _start(
+        cls,
+        settings: Settings,
+        undo: contextlib.AsyncExitStack,
+        *,
+        alerts: AlertSettings | None,
+        clock: Callable[[], float],
+        alert_backoff: tuple[float, ...],
+    ) -> Runtime:
         if settings.db != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(settings.db)), exist_ok=True)
+            directory = os.path.dirname(os.path.abspath(settings.db))
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as exc:
+                # makedirs says "File exists" when the directory's name is taken by a file.
+                why = "a file has that name" if isinstance(exc, FileExistsError) else exc.strerror
+                raise StartupError(
+                    f"cannot make the directory {directory} for --db {settings.db} ({why}): point --db (HC_DB) "
+                    "at a file in a directory this user can write to"
+                ) from None
         idle_writer = settings.idle_writer and not settings.durable
         store = await Store.open(settings.db, durable=settings.durable, idle_writer=idle_writer)
+        undo.push_async_callback(store.close)
         if idle_writer and not store.idle_writer:
             log.warning("HC_IDLE_WRITER: this system refused idle CPU priority; the writer flushes at normal priority")
         index = Index(KeyHasher(await store.secret()))
@@ -66,6 +109,7 @@ class Runtime:
         for record in report.channels:
             channel = Channel.from_record(record)
             index.channels[channel.id] = channel
+        notifications = await load_notifications(store, PENDING)
         recorder = WriteBehind(
             store,
             flush_interval_ms=settings.flush_interval_ms,
@@ -84,17 +128,28 @@ class Runtime:
 
         scheduler = DeadlineScheduler(ctx)
         notifier = Notifier(ctx, alerts or AlertSettings.from_env(os.environ), backoff=alert_backoff)
+        undo.push_async_callback(notifier.close)  # deliveries queued below have not run yet
         ctx.observers.extend([scheduler, notifier])
         scheduler.load(clock(), settings.restart_grace)
-        recorder.start()
-        notifier.resume(await load_notifications(store, PENDING))
-        scheduler_task = asyncio.ensure_future(scheduler.run())
+        notifier.resume(notifications)
 
         # Everything recovered lives as long as the process: keep the collector from rescanning it.
         gc.collect()
         gc.freeze()
-        server = HcServer(ctx)
-        await server.listen()
+        try:
+            server = HcServer(ctx)
+        except OSError as exc:  # ssl.SSLError is one
+            raise StartupError(
+                f"cannot load the TLS certificate --certfile {settings.certfile} (--keyfile "
+                f"{settings.keyfile or 'in the same file'}): {exc}"
+            ) from None
+        await _listen(server)
+        undo.push_async_callback(server.stop, 1.0)
+        # The recorder starts flushing only now that the server listens: a start that failed has
+        # written nothing, such as a project made for it whose keys were never shown. Nothing below
+        # awaits, so no request is answered before the tasks run.
+        recorder.start()
+        scheduler_task = asyncio.ensure_future(scheduler.run())
         runtime = cls(ctx, server, store, recorder, scheduler, notifier, keys, scheduler_task)
         runtime._housekeeping_task = asyncio.ensure_future(_keep_gc_off_the_checks(index))
         return runtime
@@ -111,6 +166,24 @@ class Runtime:
         await self.recorder.close()
         await self.store.close()
         log.info("stopped in %.2f s", time.perf_counter() - started)
+
+
+async def _listen(server: HcServer) -> None:
+    """`server.listen()`; when the system refuses, a StartupError says why and what to do."""
+    host, port = server.ctx.settings.host, server.ctx.settings.port
+    try:
+        await server.listen()
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot listen on {host!r}: {exc.strerror}; check --host (HC_HOST)") from None
+    except OSError as exc:
+        advice = {
+            errno.EADDRINUSE: "another program (another hcserver?) is using it: stop that program, or choose "
+            "another --port (HC_PORT)",
+            errno.EADDRNOTAVAIL: f"{host} is not an address of this machine: choose another --host (HC_HOST)",
+            errno.EACCES: "ports below 1024 need privileges: choose another --port (HC_PORT), or put a reverse "
+            "proxy in front",
+        }.get(exc.errno or 0, "check --host and --port (HC_HOST, HC_PORT)")
+        raise StartupError(f"cannot listen on {host} port {port} ({exc.strerror}): {advice}") from None
 
 
 async def _keep_gc_off_the_checks(index: Index, every: float = 5.0) -> None:

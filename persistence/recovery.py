@@ -7,13 +7,15 @@
 
 Pings and flips stay on disk (they are read on demand), so startup time grows with the number of
 checks only. A row that cannot be decoded, or a check whose project is gone, is skipped, counted
-and logged; it never stops the server from starting.
+and logged; it never stops the server from starting. Damage SQLite itself reports ("database disk
+image is malformed") does: `recover` raises StoreUnusable, whose message says what to do.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 from hcserver.domain.index import Index
 from persistence.codec import Codec, DecodeError
 from persistence.store import NotificationKey, Store
+from persistence.writer import unusable
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,8 @@ async def recover(store: Store, index: Index) -> RecoveryReport:
     gc.disable()
     try:
         return await _recover(store, index)
+    except sqlite3.Error as exc:
+        raise unusable(store.path, exc) from exc
     finally:
         if collecting:
             gc.enable()
@@ -118,7 +123,11 @@ async def load_notifications(store: Store, status: str | None = None) -> list[tu
     code at startup. Damaged rows are skipped and logged."""
     codec = Codec()
     out: list[tuple[NotificationKey, dict[str, Any]]] = []
-    for check_id, flip_created, channel_id, data in await store.load_notifications(status):
+    try:
+        rows = await store.load_notifications(status)
+    except sqlite3.Error as exc:
+        raise unusable(store.path, exc) from exc
+    for check_id, flip_created, channel_id, data in rows:
         try:
             out.append(((check_id, flip_created, channel_id), codec.decode_record(data)))
         except DecodeError as exc:

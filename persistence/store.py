@@ -31,9 +31,18 @@ import aiosqlite
 import msgpack  # type: ignore[import-untyped]  # no stubs or py.typed upstream
 
 from persistence.pacing import Pacer
-from persistence.writer import FRAME_HEADER, ROWS_PER_STATEMENT, SCHEMA_VERSION, SchemaTooNew, StoreInUse
+from persistence.writer import FRAME_HEADER, ROWS_PER_STATEMENT, SCHEMA_VERSION, SchemaTooNew, StoreInUse, StoreUnusable
 
-__all__ = ["SCHEMA_VERSION", "NotificationKey", "SchemaTooNew", "Store", "StoreInUse", "WriteSet", "WriterLost"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "NotificationKey",
+    "SchemaTooNew",
+    "Store",
+    "StoreInUse",
+    "StoreUnusable",
+    "WriteSet",
+    "WriterLost",
+]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +101,7 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _KNOWN_ERRORS: dict[str, type[Exception]] = {
     "SchemaTooNew": SchemaTooNew,
     "StoreInUse": StoreInUse,
+    "StoreUnusable": StoreUnusable,
     "RuntimeError": RuntimeError,
     "ValueError": ValueError,
     **{name: getattr(sqlite3, name) for name in dir(sqlite3) if name.endswith("Error") or name == "Warning"},
@@ -248,11 +258,19 @@ class Store:
         (synchronous=FULL); otherwise a commit survives a crash of the process but may be lost with
         the machine's power (synchronous=NORMAL, the usual WAL choice). `idle_writer` asks for flushes
         at idle CPU priority, for their first IDLE_WRITER_FOR_S; `idle_writer` on the result says
-        whether the system granted it."""
+        whether the system granted it. A file that cannot serve as a store raises StoreUnusable;
+        one another hcserver is using, StoreInUse; either way no process or thread is left running."""
         path = str(path)
+        try:
+            empty = path != ":memory:" and os.stat(path).st_size == 0
+        except OSError:
+            empty = False  # not there yet (the writer makes it), or the writer will say what is wrong
         writer = _WriterProcess(path, durable, busy_timeout_ms, IDLE_WRITER_FOR_S if idle_writer else 0.0)
         reader: aiosqlite.Connection | None = None
         secret, flip_seq, migrated, idle_writer = await writer.open()
+        if empty and migrated:
+            # SQLite takes an empty file for an empty database; it may be a copy or a restore that went wrong.
+            log.warning("%s was an empty file (0 bytes): it starts as a new, empty store", path)
         for version in migrated:
             log.info("database %s migrated to schema version %d", path, version)
         try:
@@ -261,6 +279,9 @@ class Store:
                 async with reader.execute("PRAGMA query_only = 1"):
                     pass
         except BaseException:
+            # The reader's thread would keep the process from exiting.
+            if reader is not None:
+                await reader.close()
             await writer.close()
             raise
         return cls(path, writer, reader, secret, flip_seq, durable, idle_writer)

@@ -27,11 +27,15 @@ work delays a flush by about that long (plus one statement), not for ever. Readi
 answering requests stay on the main thread: an unprivileged thread cannot leave SCHED_IDLE again.
 `idle` in the answer says whether the system granted the policy.
 
-One writer per file. `open` takes an exclusive lock (flock) on `<path>.lock` and holds it for the
-life of the process, and writes the server's pid into it. A second hcserver on the same file is
-refused with StoreInUse. A server started after one that was killed first waits for that server's
-writer to exit: the writer finishes the flush it was handed even when its server dies, and a
-server that loaded the file before that flush committed would never know what it wrote.
+One writer per file, whatever name it is reached by. `open` takes two exclusive locks (flock) and
+holds them for the life of the process: one on `<real path>.lock` (symlinks, `..` and relative
+paths resolved), where it also writes the server's pid, and one on the store file itself, which no
+other name of the file (a hard link) gets around. A second hcserver on the same file is refused
+with StoreInUse, naming the server that has it. A server started after one that was killed first
+waits for that server's writer to exit: the writer finishes the flush it was handed even when its
+server dies, and a server that loaded the file before that flush committed would never know what
+it wrote. A file that cannot serve as a store (not SQLite, damaged, a directory, not writable) is
+refused with StoreUnusable, whose message says what to do.
 
 Only the standard library and msgpack are imported here, so the process starts in about 40 ms.
 """
@@ -92,6 +96,32 @@ class StoreInUse(RuntimeError):
     """Another hcserver's writer holds the file's lock."""
 
 
+class StoreUnusable(RuntimeError):
+    """The file cannot serve as a store: not SQLite, damaged, a directory, or not writable. The
+    message says which, and what to do about it."""
+
+
+def unusable(path: str, exc: sqlite3.Error) -> StoreUnusable:
+    """What SQLite's error `exc` on `path` means for the operator, as a StoreUnusable."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_NOTADB":
+        return StoreUnusable(
+            f"{path} is not an SQLite file ({exc}): point --db (HC_DB) at the store, or at a new file to start "
+            "an empty one"
+        )
+    if name.startswith("SQLITE_CORRUPT"):
+        return StoreUnusable(
+            f"{path} is damaged ({exc}): restore it from a backup, or move it aside to start an empty store "
+            f"(sqlite3 {path} 'PRAGMA integrity_check' lists the damage)"
+        )
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StoreUnusable(f"{path} is locked by another program ({exc}): end that program, then start again")
+    return StoreUnusable(
+        f"cannot use {path} ({exc}): the file and its directory must be writable by this user (SQLite "
+        "makes its -wal and -shm files beside it)"
+    )
+
+
 # How long `open` waits for the writer of a server that is gone (it may be finishing a big flush
 # on a busy machine), and for one whose server is still running (a restart in progress, or a
 # server pid reused by another process).
@@ -99,32 +129,102 @@ ORPHAN_WAIT_S = 60.0
 LIVE_WAIT_S = 2.0
 
 
+def lock(path: str, orphan_wait_s: float = ORPHAN_WAIT_S, live_wait_s: float = LIVE_WAIT_S) -> list[int]:
+    """Open the store file (creating it if missing) and take both of the writer's locks on it: the
+    lock file beside its real path (`lock_store`), then the file itself (`lock_file_itself`).
+    Returns the descriptors to keep open until this process ends.
+
+    Why two locks. A path names a file only up to hard links: two names of one file have two real
+    paths, so two lock files. A flock on the store file belongs to the file itself, whatever its
+    name. It is a flock and not a POSIX (fcntl) lock because SQLite takes fcntl locks on the same
+    file, and those belong to the process, so the close of any descriptor of the file here would
+    drop SQLite's; flocks belong to the open file description and, on Linux, are apart from fcntl
+    locks. (On NFS, Linux makes flocks fcntl locks; SQLite's WAL mode does not work there anyway.)
+    The descriptor stays open until the process exits, after SQLite has closed the file. The lock
+    file is kept for what it carries: the server's pid, read back when a second server is refused.
+    A lock file named by device and inode in a shared directory (/run/lock) would need every server
+    to see the same directory, which containers and systemd's PrivateTmp do not give.
+    """
+    with contextlib.ExitStack() as undo:
+        try:
+            store = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except IsADirectoryError:
+            raise StoreUnusable(
+                f"{path} is a directory: --db (HC_DB) names the store file itself, such as "
+                f"{os.path.join(path, 'hcserver.sqlite3')}"
+            ) from None
+        except OSError as exc:
+            raise StoreUnusable(
+                f"cannot open {path} for writing ({exc.strerror}): point --db (HC_DB) at a file in a directory "
+                "this user can write to"
+            ) from None
+        undo.callback(os.close, store)
+        fds = [store]
+        named = lock_store(path, orphan_wait_s, live_wait_s)
+        if named is not None:
+            undo.callback(os.close, named)
+            fds.append(named)
+        lock_file_itself(path, store, orphan_wait_s, live_wait_s)
+        undo.pop_all()
+    return fds
+
+
 def lock_store(path: str, orphan_wait_s: float = ORPHAN_WAIT_S, live_wait_s: float = LIVE_WAIT_S) -> int | None:
-    """Take the writer's lock on `path` and write the server's pid (this process's parent) in it.
-    Returns the lock file's descriptor, held until this process ends; None when the lock file
-    cannot be opened at all (a read-only directory: the file is not writable either)."""
-    lock_path = path + ".lock"
+    """Take the writer's lock beside `path`'s real file, `<real path>.lock`, and write the server's pid
+    (this process's parent) in it. Every name that leads to the same place (a symlink, a relative
+    path, one with `..`) resolves to the same lock file. Returns the lock file's descriptor, held
+    until this process ends; None when the lock file cannot be opened at all (a read-only directory:
+    the lock on the store file itself still stands)."""
+    lock_path = os.path.realpath(path) + ".lock"
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         print(f"hcserver writer: cannot open {lock_path} ({exc}); running without the lock", file=sys.stderr)
         return None
+    try:
+        _wait_for_lock(fd, lambda: _holder(fd), path, f"holds {lock_path}", orphan_wait_s, live_wait_s)
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getppid()}\n".encode(), 0)
+    return fd
+
+
+def lock_file_itself(
+    path: str, fd: int, orphan_wait_s: float = ORPHAN_WAIT_S, live_wait_s: float = LIVE_WAIT_S
+) -> None:
+    """Take an exclusive flock on the store file open as `fd`, held as long as `fd` is open (see `lock`)."""
+    st = os.fstat(fd)
+    _wait_for_lock(
+        fd,
+        lambda: _inode_holder(st.st_dev, st.st_ino),
+        path,
+        "holds a lock on the file itself, reached through another name (a hard link)",
+        orphan_wait_s,
+        live_wait_s,
+    )
+
+
+def _wait_for_lock(
+    fd: int, holder_of: Callable[[], int | None], path: str, held: str, orphan_wait_s: float, live_wait_s: float
+) -> None:
+    """flock `fd`, waiting while its holder (the server pid `holder_of` finds) is gone but its writer
+    may still be finishing a flush; raise StoreInUse when the wait is over."""
     started = time.monotonic()
     told = False
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
+            return
         except BlockingIOError:
             pass
-        holder = _holder(fd)
+        holder = holder_of()
         alive = holder is not None and _running(holder)
         if time.monotonic() - started >= (live_wait_s if alive else orphan_wait_s):
-            os.close(fd)
             who = f"another hcserver (pid {holder})" if alive else "the writer process of an earlier hcserver"
             raise StoreInUse(
-                f"{path} is in use by {who}: its writer holds {lock_path}. Stop that server first, or point "
-                "--db at another file."
+                f"{path} is in use by {who}: its writer {held}. Stop that server first, or point --db at another file."
             )
         if holder is not None and not alive and not told:
             told = True
@@ -135,9 +235,6 @@ def lock_store(path: str, orphan_wait_s: float = ORPHAN_WAIT_S, live_wait_s: flo
                 flush=True,
             )
         time.sleep(0.05)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getppid()}\n".encode(), 0)
-    return fd
 
 
 def _holder(fd: int) -> int | None:
@@ -146,6 +243,43 @@ def _holder(fd: int) -> int | None:
         return int(os.pread(fd, 32, 0).decode().strip())
     except (OSError, ValueError):
         return None
+
+
+def _inode_holder(dev: int, ino: int) -> int | None:
+    """The server pid of the writer process that holds the flock on file (dev, ino), or None if it
+    cannot be told. A flock does not say who holds it: /proc/locks does (Linux), by inode number;
+    the pid found there is taken only if that process has the file open (its device may be printed
+    differently there), and the server pid is read from that writer's own lock file."""
+    try:
+        with open("/proc/locks") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        # "1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF"; a waiter's line has "->" after the number.
+        parts = line.split()
+        if len(parts) < 6 or parts[1] != "FLOCK" or not parts[4].isdigit() or parts[5].rsplit(":", 1)[-1] != str(ino):
+            continue
+        pid = parts[4]
+        if pid == str(os.getpid()):
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        has_file, lock_file = False, None
+        for n in fds:
+            link = f"/proc/{pid}/fd/{n}"
+            with contextlib.suppress(OSError):
+                st = os.stat(link)
+                if (st.st_dev, st.st_ino) == (dev, ino):
+                    has_file = True
+                elif os.readlink(link).endswith(".lock"):
+                    lock_file = link
+        if has_file and lock_file is not None:
+            with contextlib.suppress(OSError, ValueError), open(lock_file, "rb") as f:
+                return int(f.read(32).decode().strip())
+    return None
 
 
 def _running(pid: int) -> bool:
@@ -291,7 +425,10 @@ def _migrate(conn: sqlite3.Connection, path: str) -> tuple[bytes, list[int]]:
         secret = one(conn, "SELECT value FROM meta WHERE key = 'secret'")
         if not isinstance(secret, bytes) or len(secret) != SECRET_BYTES:
             if secret is not None:
-                raise RuntimeError(f"{path}: the stored server secret is damaged; refusing to replace it")
+                raise StoreUnusable(
+                    f"{path}: the stored server secret is damaged; refusing to replace it, as every stored key "
+                    "would stop working: restore the file from a backup"
+                )
             secret = secrets.token_bytes(SECRET_BYTES)
             _exec(conn, "INSERT INTO meta (key, value) VALUES ('secret', ?)", (secret,))
         _exec(conn, "COMMIT")
@@ -376,7 +513,8 @@ class _Session:
         self.conn: sqlite3.Connection | None = None
         self.idle_for_s = 0.0
         self.idle: _IdleThread | None = None
-        self.lock: int | None = None
+        # The lock descriptors (see `lock`): never closed before the process ends.
+        self.locks: list[int] = []
 
     def handle(self, request: list[Any]) -> Any:
         op, args = request[0], request[1:]
@@ -384,14 +522,18 @@ class _Session:
             if self.conn is not None:
                 raise RuntimeError("the writer is already open")
             path, durable, busy_timeout_ms, idle_for_s = args
-            if path != ":memory:" and self.lock is None:
-                self.lock = lock_store(path)
-            # isolation_level=None: no implicit transactions; every flush says BEGIN and COMMIT itself.
-            # check_same_thread=False: the idle thread runs statements too, never at the same time.
-            self.conn = sqlite3.connect(
-                path, isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
-            )
-            opened = prepare(self.conn, path, durable, busy_timeout_ms)
+            if path != ":memory:" and not self.locks:
+                self.locks = lock(path)
+            try:
+                # isolation_level=None: no implicit transactions; every flush says BEGIN and COMMIT itself.
+                # check_same_thread=False: the idle thread runs statements too, never at the same time.
+                self.conn = sqlite3.connect(
+                    path, isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
+                )
+                opened = prepare(self.conn, path, durable, busy_timeout_ms)
+            except sqlite3.Error as exc:
+                self.close()
+                raise unusable(path, exc) from exc
             if idle_for_s > 0:
                 thread = _IdleThread()
                 if thread.idle:
