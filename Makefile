@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-HOST ?= 127.0.0.1
-PORT ?= 8000
-DB ?= ./data/hcserver.sqlite3
+# `make run PORT=9000`; HC_HOST, HC_PORT and HC_DB in the environment count too.
+HOST ?= $(or $(HC_HOST),127.0.0.1)
+PORT ?= $(or $(HC_PORT),8000)
+DB ?= $(or $(HC_DB),./data/hcserver.sqlite3)
 
 .PHONY: run test lint typecheck pytest bench bench-quick clean
 
