@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hcserver.domain.index import Index
+from hcserver.ports import NotificationKey
 from persistence.codec import Codec, DecodeError
-from persistence.store import NotificationKey, Store
-from persistence.writer import unusable
+from persistence.schema import unusable
+from persistence.store import Store
 
 log = logging.getLogger(__name__)
 

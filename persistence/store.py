@@ -2,15 +2,15 @@
 
 The store deals in encoded rows only (ids, numbers and msgpack bytes); `writebehind` and `recovery`
 turn domain objects into rows and back through `codec`. One connection writes, in a process of its
-own (`persistence.writer`; a flush is one request to it), so SQLite's work never holds this
-process's GIL against the event loop. A second, read-only connection serves history reads through
-aiosqlite, so a read never waits for a flush (WAL lets readers see the last commit while a writer
-works).
+own (`persistence.writer`; a flush is one request to it, see `persistence.protocol`), so SQLite's
+work never holds this process's GIL against the event loop. A second, read-only connection serves
+history reads through aiosqlite, so a read never waits for a flush (WAL lets readers see the last
+commit while a writer works).
 
-    >>> store = await Store.open("data.db")
-    >>> secret = await store.secret()
-    >>> await store.write(WriteSet(checks=[(uuid, project_id, data)]))
-    >>> await store.close()
+    store = await Store.open("data.db")
+    secret = await store.secret()
+    await store.write(WriteSet(checks=[(uuid, project_id, data)]))
+    await store.close()
 """
 
 from __future__ import annotations
@@ -23,19 +23,19 @@ import os
 import sqlite3
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import msgpack  # type: ignore[import-untyped]  # no stubs or py.typed upstream
 
+from persistence.lock import StoreInUse
 from persistence.pacing import Pacer
-from persistence.writer import FRAME_HEADER, ROWS_PER_STATEMENT, SCHEMA_VERSION, SchemaTooNew, StoreInUse, StoreUnusable
+from persistence.protocol import FRAME_HEADER, PROTOCOL_VERSION, ROWS_PER_STATEMENT, SECTIONS, ProtocolError, WriteSet
+from persistence.schema import SCHEMA_VERSION, SchemaTooNew, StoreUnusable
 
 __all__ = [
     "SCHEMA_VERSION",
-    "NotificationKey",
     "SchemaTooNew",
     "Store",
     "StoreInUse",
@@ -46,45 +46,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Key of a notification: (check uuid, the flip's created time, channel id).
-NotificationKey = tuple[str, float, str]
-
 
 class WriterLost(RuntimeError):
     """The writer process ended (or was ended) before it answered; the next call starts a new one."""
-
-
-@dataclass(slots=True)
-class WriteSet:
-    """Everything one flush writes, as SQL parameter rows. Deletes run before upserts.
-
-    The field order is the wire order `persistence.writer` expects.
-    """
-
-    project_deletes: list[tuple[str]] = field(default_factory=list)
-    check_deletes: list[tuple[str]] = field(default_factory=list)
-    channel_deletes: list[tuple[str]] = field(default_factory=list)
-    projects: list[tuple[str, bytes]] = field(default_factory=list)
-    # (id, project id, data)
-    checks: list[tuple[str, str, bytes]] = field(default_factory=list)
-    channels: list[tuple[str, str, bytes]] = field(default_factory=list)
-    # (check id, flip created, channel id, status, data)
-    notifications: list[tuple[str, float, str, str, bytes]] = field(default_factory=list)
-    # Pings, as (row count, msgpack rows (check id, n, data) packed back to back): one per check
-    ping_logs: list[tuple[int, bytes | bytearray]] = field(default_factory=list)
-    # (check id, highest n to delete): one range delete per check touched
-    ping_prunes: list[tuple[str, int]] = field(default_factory=list)
-    # (seq, check id, created, data)
-    flips: list[tuple[int, str, float, bytes]] = field(default_factory=list)
-    # (check id, flips to keep): also forgets notifications of the flips pruned
-    flip_prunes: list[tuple[str, int]] = field(default_factory=list)
-
-    def rows(self) -> int:
-        return (
-            len(self.project_deletes) + len(self.check_deletes) + len(self.channel_deletes)
-            + len(self.projects) + len(self.checks) + len(self.channels)
-            + len(self.notifications) + sum(count for count, _ in self.ping_logs) + len(self.flips)
-        )  # fmt: skip
 
 
 # Bytes of a request buffered ahead of the writer's pipe before sending waits for room in it.
@@ -102,6 +66,7 @@ _KNOWN_ERRORS: dict[str, type[Exception]] = {
     "SchemaTooNew": SchemaTooNew,
     "StoreInUse": StoreInUse,
     "StoreUnusable": StoreUnusable,
+    "ProtocolError": ProtocolError,
     "RuntimeError": RuntimeError,
     "ValueError": ValueError,
     **{name: getattr(sqlite3, name) for name in dir(sqlite3) if name.endswith("Error") or name == "Warning"},
@@ -116,17 +81,24 @@ class _WriterProcess:
     """
 
     def __init__(self, path: str, durable: bool, busy_timeout_ms: int, idle_for_s: float) -> None:
-        self._open_args = [path, durable, busy_timeout_ms, idle_for_s]
+        self.path = path
+        self._options = {
+            "version": PROTOCOL_VERSION,
+            "path": path,
+            "durable": durable,
+            "busy_timeout_ms": busy_timeout_ms,
+            "idle_for_s": idle_for_s,
+        }
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
-        self.opened: list[Any] | None = None
+        self.opened: dict[str, Any] | None = None
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    async def open(self) -> list[Any]:
-        """Start the process and open the file: [secret, highest flip seq, versions migrated to, idle]."""
+    async def open(self) -> dict[str, Any]:
+        """Start the process and open the file: the answer to `open` (see persistence.protocol)."""
         async with self._lock:
             if self._proc is None:
                 await self._start()
@@ -140,7 +112,7 @@ class _WriterProcess:
         """Send one request (a msgpack value in pieces) and return the result of its reply."""
         async with self._lock:
             if self._proc is None:
-                log.warning("starting a new SQLite writer process for %s", self._open_args[0])
+                log.warning("starting a new SQLite writer process for %s", self.path)
                 await self._start()
             return await self._exchange(body)
 
@@ -158,7 +130,7 @@ class _WriterProcess:
             fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         self._proc.stdin.transport.set_write_buffer_limits(high=_SEND_AHEAD)
         try:
-            self.opened = await self._exchange([msgpack.packb(["open", *self._open_args])])
+            self.opened = await self._exchange([msgpack.packb(["open", self._options])])
         except BaseException:
             if self._proc is not None:
                 await asyncio.shield(self._end(self._proc))
@@ -267,7 +239,8 @@ class Store:
             empty = False  # not there yet (the writer makes it), or the writer will say what is wrong
         writer = _WriterProcess(path, durable, busy_timeout_ms, IDLE_WRITER_FOR_S if idle_writer else 0.0)
         reader: aiosqlite.Connection | None = None
-        secret, flip_seq, migrated, idle_writer = await writer.open()
+        opened = await writer.open()
+        migrated = opened["migrated"]
         if empty and migrated:
             # SQLite takes an empty file for an empty database; it may be a copy or a restore that went wrong.
             log.warning("%s was an empty file (0 bytes): it starts as a new, empty store", path)
@@ -284,7 +257,7 @@ class Store:
                 await reader.close()
             await writer.close()
             raise
-        return cls(path, writer, reader, secret, flip_seq, durable, idle_writer)
+        return cls(path, writer, reader, opened["secret"], opened["flip_seq"], durable, opened["idle"])
 
     async def secret(self) -> bytes:
         """The server's 32 random bytes, made when the file was created (API keys are hashed with it)."""
@@ -314,14 +287,24 @@ class Store:
         (the caller retries). Rows are packed a few hundred at a time, letting pings through."""
         packer = msgpack.Packer()
         pacer = Pacer()
-        row_lists = [getattr(ws, f.name) for f in fields(ws)]
-        body = [packer.pack_array_header(2), packer.pack("write"), packer.pack_array_header(len(row_lists))]
-        for rows in row_lists:
+        sections = [(name, getattr(ws, name)) for name in SECTIONS]
+        sections = [(name, rows) for name, rows in sections if rows]
+        body = [
+            packer.pack_array_header(2),
+            packer.pack("write"),
+            packer.pack_map_header(2),
+            packer.pack("version"),
+            packer.pack(PROTOCOL_VERSION),
+            packer.pack("sections"),
+            packer.pack_map_header(len(sections)),
+        ]
+        for name, rows in sections:
+            body.append(packer.pack(name))
             if rows is ws.ping_logs:
                 # Already packed when recorded: each check's rows go as one chunk, bytes as they are.
                 body.append(packer.pack_array_header(len(rows)))
-                for count, packed in ws.ping_logs:
-                    body += [packer.pack_array_header(count), packed]
+                for log in ws.ping_logs:
+                    body += [packer.pack_array_header(log.count), log.data]
                 continue
             body.append(packer.pack_array_header(-(-len(rows) // ROWS_PER_STATEMENT)))
             for start in range(0, len(rows), ROWS_PER_STATEMENT):

@@ -33,18 +33,18 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from itertools import chain
 from typing import Any, TypeVar
-
-import msgpack  # type: ignore[import-untyped]  # no stubs or py.typed upstream
 
 from hcserver.domain.checks import Check
 from hcserver.domain.pings import Flip, Ping
 from hcserver.domain.projects import Project
+from hcserver.ports import NotificationKey
 from persistence.codec import Codec, DecodeError
 from persistence.pacing import Pacer
-from persistence.store import NotificationKey, Store, WriteSet
+from persistence.protocol import PingRows, WriteSet
+from persistence.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,55 +63,6 @@ class NotPersisted(RuntimeError):
     """Given to durable waiters when the server shut down before their change could be written."""
 
 
-class _PingLog:
-    """The pending pings of one check, as rows (check uuid, n, data) packed back to back.
-
-    Packed when recorded, not kept as objects: a flush then hands the writer these bytes as they
-    are, and letting go of them afterwards frees one buffer per check. Packing, then freeing, tens
-    of thousands of Python rows at flush time held the event loop for ~20 ms (in slices, but ping
-    answers waited behind them). Reads of unflushed pings unpack the rows.
-    """
-
-    __slots__ = ("count", "data", "last_n")
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.count = 0
-        self.last_n = 0
-
-    def add(self, row: bytes, n: int) -> None:
-        self.data += row
-        self.count += 1
-        self.last_n = n
-
-    def extend(self, later: _PingLog) -> None:
-        self.data += later.data
-        self.count += later.count
-        self.last_n = later.last_n
-
-    def rows(self) -> Iterator[tuple[str, int, bytes]]:
-        return iter(self._unpacker())
-
-    def trim(self, keep: int) -> int:
-        """Drop all but the newest `keep` rows (the older ones would be pruned as they are written);
-        return the bytes dropped."""
-        drop = self.count - keep
-        if drop <= 0:
-            return 0
-        unpacker = self._unpacker()
-        for _ in range(drop):
-            unpacker.skip()
-        cut: int = unpacker.tell()
-        del self.data[:cut]
-        self.count = keep
-        return cut
-
-    def _unpacker(self) -> msgpack.Unpacker:
-        unpacker = msgpack.Unpacker(use_list=False, max_buffer_size=max(len(self.data), 1 << 20))
-        unpacker.feed(self.data)
-        return unpacker
-
-
 class _Batch:
     """Changes accepted since the last flush was taken. Deletes apply before upserts when written."""
 
@@ -128,9 +79,8 @@ class _Batch:
         self.channels: dict[str, dict[str, Any]] = {}
         self.channel_deletes: set[str] = set()
         self.notifications: dict[NotificationKey, dict[str, Any]] = {}
-        # Pings as packed rows (see _PingLog), in order of n. No Ping objects are kept: 50,000
-        # pending ones made the garbage collector's passes take up to 8 ms.
-        self.ping_logs: dict[str, _PingLog] = {}
+        # Pings as packed rows, in order of n (see PingRows: no Ping objects are kept).
+        self.ping_logs: dict[str, PingRows] = {}
         # Bytes of those rows: with the count of changes, what bounds the memory a backlog takes.
         self.nbytes = 0
         self.flips: dict[str, list[Flip]] = {}
@@ -289,7 +239,6 @@ class WriteBehind:
     ) -> None:
         self._store = store
         self._codec = Codec()
-        self._row_packer = msgpack.Packer()
         self._interval = flush_interval_ms / 1000
         self._flush_batch = max(1, flush_batch)
         self._max_pending = max(1, max_pending)
@@ -344,10 +293,8 @@ class WriteBehind:
         if data is not None:
             log = batch.ping_logs.get(uuid)
             if log is None:
-                log = batch.ping_logs[uuid] = _PingLog()
-            row = self._row_packer.pack((uuid, ping.n, data))
-            log.add(row, ping.n)
-            batch.nbytes += len(row)
+                log = batch.ping_logs[uuid] = PingRows()
+            batch.nbytes += log.add(uuid, ping.n, data)
             if log.count >= self._trim_at:
                 batch.nbytes -= log.trim(self.ping_log_limit)
         if flip is not None:
@@ -468,7 +415,7 @@ class WriteBehind:
         for batch in (*self._inflight, self._pending):
             log = batch.ping_logs.get(uuid)
             if log is not None:
-                rows.extend(data for _, n, data in log.rows() if n > above)
+                rows.extend(data for _, n, data in log if n > above)
         return self._decode_all(rows, self._codec.decode_ping)
 
     def _memory_flips(self, uuid: str) -> list[Flip]:
@@ -677,7 +624,7 @@ class WriteBehind:
             # log limit are dropped here, and stored ones pruned in the same transaction.
             batch.nbytes -= log.trim(limit)
             floor = log.last_n - limit
-            ws.ping_logs.append((log.count, log.data))
+            ws.ping_logs.append(log)
             if floor > 0:
                 ws.ping_prunes.append((uuid, floor))
             if pacer.due():

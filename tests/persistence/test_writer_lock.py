@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from persistence.writer import StoreInUse, lock_store
+from persistence.lock import StoreInUse, lock_store
 
 
 def _dead_pid() -> int:

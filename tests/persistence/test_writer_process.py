@@ -13,7 +13,8 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from persistence.writer import FRAME_HEADER, serve
+from persistence.protocol import FRAME_HEADER, PROTOCOL_VERSION, SECTIONS
+from persistence.writer import serve
 from tests.persistence.helpers import (
     ROOT,
     T0,
@@ -41,18 +42,33 @@ def replies(data: bytes) -> list[object]:
     return out
 
 
+def open_request(path: str, durable: bool = False, idle_for_s: float = 0, version: int = PROTOCOL_VERSION) -> list:
+    options = {"path": path, "durable": durable, "busy_timeout_ms": 2000, "idle_for_s": idle_for_s}
+    return ["open", {"version": version, **options}]
+
+
+def write_request(sections: dict, version: int = PROTOCOL_VERSION) -> list:
+    return ["write", {"version": version, "sections": sections}]
+
+
 def test_the_protocol_answers_every_request_and_reports_errors_without_dying(tmp_path):
     db = str(tmp_path / "data.db")
+    project_rows = [[["p1", b"x"]]]
     requests = b"".join(
         [
             frame(["one", "SELECT 1"]),  # before open
-            frame(["open", db, False, 2000, 0]),
+            frame(open_request(db, version=PROTOCOL_VERSION + 1)),
+            frame(open_request(db)),
             frame(["one", "PRAGMA journal_mode"]),
             frame(["all", "SELECT key FROM meta ORDER BY key", []]),
             frame(["explode"]),
             frame(["one", "SELECT * FROM no_such_table"]),
             FRAME_HEADER.pack(3) + b"\xc1\xc1\xc1",  # not msgpack
-            frame(["write", [[]] * 3]),  # the wrong number of row lists
+            frame(write_request({"projects": project_rows, "no_such_section": [[["x"]]]})),
+            frame(write_request({"projects": project_rows}, version=PROTOCOL_VERSION + 1)),
+            frame(["write", [[]] * 11]),  # the positional form: refused, not guessed at
+            frame(["one", "SELECT COUNT(*) FROM projects"]),
+            frame(write_request({"projects": project_rows})),
             frame(["one", "SELECT 2"]),
             FRAME_HEADER.pack(100) + b"cut short",  # the stream ends inside a frame
         ]
@@ -61,15 +77,28 @@ def test_the_protocol_answers_every_request_and_reports_errors_without_dying(tmp
     serve(io.BytesIO(requests), out)
     answers = replies(out.getvalue())
     assert answers[0][:2] == [False, "RuntimeError"]
-    assert answers[1][0] is True and len(answers[1][1][0]) == 32 and answers[1][1][2] == [1]
-    assert answers[2] == [True, "wal"]
-    assert answers[3] == [True, [["schema_version"], ["secret"]]]
-    assert answers[4] == [False, "ValueError", "unknown writer op 'explode'"]
-    assert answers[5][:2] == [False, "OperationalError"] and "no_such_table" in answers[5][2]
-    assert answers[6][0] is False
-    assert answers[7][0] is False and "row lists" in answers[7][2]
-    assert answers[8] == [True, 2]
-    assert len(answers) == 9
+    assert answers[1][:2] == [False, "ProtocolError"] and "version" in answers[1][2]
+    opened = answers[2][1]
+    assert answers[2][0] is True and len(opened["secret"]) == 32 and opened["migrated"] == [1]
+    assert (opened["flip_seq"], opened["idle"]) == (0, False)
+    assert answers[3] == [True, "wal"]
+    assert answers[4] == [True, [["schema_version"], ["secret"]]]
+    assert answers[5] == [False, "ValueError", "unknown writer op 'explode'"]
+    assert answers[6][:2] == [False, "OperationalError"] and "no_such_table" in answers[6][2]
+    assert answers[7][0] is False
+    assert answers[8][:2] == [False, "ProtocolError"] and "no_such_section" in answers[8][2]
+    assert answers[9][:2] == [False, "ProtocolError"] and "version" in answers[9][2]
+    assert answers[10][:2] == [False, "ProtocolError"]
+    assert answers[11] == [True, 0]  # nothing of the refused writes was written
+    assert answers[12] == [True, None]
+    assert answers[13] == [True, 2]
+    assert len(answers) == 14
+
+
+def test_every_section_of_a_write_set_is_one_the_writer_runs():
+    from persistence.writer import _SECTIONS
+
+    assert set(SECTIONS) == set(_SECTIONS)
 
 
 @async_test
@@ -141,10 +170,8 @@ def cpu_ns(pid: int, tid: int) -> int:
     return int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
 
 
-def projects_write(count: int) -> list[list[list[object]]]:
-    fields: list[list[list[object]]] = [[[]] for _ in range(11)]
-    fields[3] = [[[f"project-{i}", b"x" * 100] for i in range(count)]]  # projects: (id, data)
-    return fields
+def projects_write(count: int) -> dict:
+    return write_request({"projects": [[[f"project-{i}", b"x" * 100] for i in range(count)]]})[1]
 
 
 @needs_sched_idle
@@ -152,8 +179,8 @@ def projects_write(count: int) -> list[list[list[object]]]:
 def test_an_idle_writer_flushes_at_idle_priority_and_finishes_a_long_flush_at_normal_priority(tmp_path, idle_for_s):
     writer = WriterChild()
     try:
-        opened = writer.call("open", str(tmp_path / "data.db"), False, 2000, idle_for_s)
-        assert opened[3] is True  # granted
+        opened = writer.call(*open_request(str(tmp_path / "data.db"), idle_for_s=idle_for_s))
+        assert opened["idle"] is True  # granted
         threads = thread_policies(writer.proc.pid)
         assert threads.pop(writer.proc.pid) == os.SCHED_OTHER  # the main thread reads and answers
         [(idle, policy)] = threads.items()
@@ -173,7 +200,7 @@ def test_an_idle_writer_flushes_at_idle_priority_and_finishes_a_long_flush_at_no
 def test_a_writer_opened_without_idle_time_keeps_normal_priority_in_one_thread(tmp_path):
     writer = WriterChild()
     try:
-        assert writer.call("open", str(tmp_path / "data.db"), True, 2000, 0)[3] is False
+        assert writer.call(*open_request(str(tmp_path / "data.db"), durable=True))["idle"] is False
         assert list(thread_policies(writer.proc.pid).values()) == [os.SCHED_OTHER]
     finally:
         writer.close()
