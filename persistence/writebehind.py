@@ -32,7 +32,6 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from itertools import chain
 from typing import Any, TypeVar
@@ -44,15 +43,12 @@ from hcserver.ports import NotificationKey
 from persistence.codec import Codec, DecodeError
 from persistence.pacing import Pacer
 from persistence.protocol import PingRows, WriteSet
+from persistence.stats import FlushStats
 from persistence.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Commit lags kept for the percentiles in status(): the most recent changes, sampled per flush
-# (at most ~1000 from one flush: taking 8192 from a big one cost ~1 ms of the event loop).
-_LAG_SAMPLES = 8192
-_LAG_SAMPLES_PER_FLUSH = 1000
 # A retry writes pieces of about this many bytes of pings, or this many checks, a transaction each:
 # small enough to fit where the disk has a little room, large enough to keep up.
 _PIECE_BYTES = 1 << 20
@@ -138,6 +134,13 @@ class _Batch:
             self.flips.setdefault(uuid, []).extend(flips)
         self.accepted.extend(later.accepted)
         self.waiters.extend(later.detach_waiters())
+
+    def detach_bulk(self) -> list[Any]:
+        """Take away what holds most of this batch's objects once it has committed (snapshots, ping
+        rows, flips, clock readings), for the caller to free in slices; what is left is small."""
+        bulk: list[Any] = [self.checks, self.ping_logs, self.flips, self.accepted]
+        self.checks, self.ping_logs, self.flips, self.accepted = {}, {}, {}, []
+        return bulk
 
     def detach_waiters(self) -> list[asyncio.Future[None]]:
         """Take this batch's durable waiters away from it (to settle them when something else commits)."""
@@ -272,16 +275,7 @@ class WriteBehind:
         self._error: str | None = None
         self._failures_in_row = 0
         self._backoff = 0.0
-        self._flushes = 0
-        self._flush_errors = 0
-        self._skipped = 0
-        self._last_flush_size = 0
-        self._last_flush_changes = 0
-        self._last_flush_ms = 0.0
-        self._lags: deque[float] = deque(maxlen=_LAG_SAMPLES)
-        # (p50, p99) of the lags, worked out when status() is first asked after a flush: sorting
-        # the samples takes ~0.7 ms, and status is polled far more often than flushes happen.
-        self._lag_percentiles: tuple[float, float] | None = None
+        self.stats = FlushStats()
 
     # -- Recorder: changes (the hot path; no I/O, no awaiting) ------------------------------------
 
@@ -430,7 +424,7 @@ class WriteBehind:
             try:
                 out.append(decode(data))
             except DecodeError as exc:
-                self._skipped += 1
+                self.stats.skipped += 1
                 log.warning("skipped a stored record that cannot be decoded: %s", exc)
         return out
 
@@ -533,11 +527,7 @@ class WriteBehind:
         committed = self._clock()
         self._inflight.remove(batch)
         self._committed_flip_seq = self._store.flip_seq
-        self._flushes += 1
-        self._last_flush_size = ws.rows()
-        self._last_flush_changes = len(batch.accepted)
-        self._last_flush_ms = (committed - started) * 1000
-        self._sample_lags(batch.accepted, committed)
+        self.stats.committed(ws.rows(), batch.accepted, started, committed)
         batch.settle()
         if not self._inflight:
             if self._error is not None:
@@ -548,15 +538,12 @@ class WriteBehind:
             _settle(self._held)
             self._held = []
         self._release_room()
-        garbage: list[Any] = [batch.checks, batch.ping_logs, batch.flips, batch.accepted, ws.checks, ws.ping_logs]
-        batch.checks, batch.ping_logs, batch.flips, batch.accepted = {}, {}, {}, []
-        ws.checks, ws.ping_logs = [], []
-        await _free_in_slices(garbage)
+        await _free_in_slices(batch.detach_bulk() + ws.detach_bulk())
         return None
 
     def _failed(self, exc: Exception, size: int) -> None:
         reason = f"{type(exc).__name__}: {exc}"
-        self._flush_errors += 1
+        self.stats.flush_errors += 1
         self._failures_in_row += 1
         self._backoff = min(self._retry_cap, max(0.05, self._backoff * 2))
         if self._error != reason:
@@ -584,11 +571,6 @@ class WriteBehind:
                 size,
                 nbytes,
             )
-
-    def _sample_lags(self, accepted: list[float], committed: float) -> None:
-        step = max(1, len(accepted) // _LAG_SAMPLES_PER_FLUSH)
-        self._lags.extend(committed - t for t in accepted[::step])
-        self._lag_percentiles = None
 
     async def _encode(self, batch: _Batch) -> WriteSet:
         # In slices (see persistence.pacing): the batch is already detached, and each snapshot is
@@ -645,7 +627,7 @@ class WriteBehind:
         try:
             return encode(obj)
         except Exception:
-            self._skipped += 1
+            self.stats.skipped += 1
             log.exception("cannot encode %r; it is not written", obj)
             return None
 
@@ -692,10 +674,6 @@ class WriteBehind:
         now = self._clock()
         pending, pending_bytes = self._backlog()
         oldest = min((b.accepted[0] for b in (*self._inflight, self._pending) if b.accepted), default=None)
-        if self._lag_percentiles is None:
-            lags = sorted(self._lags)
-            self._lag_percentiles = (_percentile_ms(lags, 0.50), _percentile_ms(lags, 0.99))
-        lag_p50, lag_p99 = self._lag_percentiles
         return {
             "ok": self._error is None,
             "error": self._error,
@@ -704,22 +682,9 @@ class WriteBehind:
             "max_pending": self._max_pending,
             "max_pending_bytes": self._max_pending_bytes,
             "oldest_pending_age_ms": round((now - oldest) * 1000, 3) if oldest is not None else 0.0,
-            "last_flush_size": self._last_flush_size,
-            "last_flush_changes": self._last_flush_changes,
-            "last_flush_ms": round(self._last_flush_ms, 3),
-            "flush_errors": self._flush_errors,
-            "flushes": self._flushes,
-            "commit_lag_ms_p50": lag_p50,
-            "commit_lag_ms_p99": lag_p99,
-            "skipped_records": self._skipped,
+            **self.stats.status(),
             "durable": self.durable,
         }
-
-
-def _percentile_ms(ordered: list[float], q: float) -> float:
-    if not ordered:
-        return 0.0
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
 
 
 def _is_disk_full(exc: Exception) -> bool:
