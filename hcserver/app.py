@@ -25,7 +25,7 @@ from tornado.netutil import bind_sockets
 
 from hcserver.context import Context
 from hcserver.domain.projects import IssuedKeys, issue_keys
-from hcserver.web.api import create_project
+from hcserver.services import add_project
 from hcserver.web.ping import TORNADO_MAX_HEADER_SIZE, Dispatcher
 from hcserver.web.routes import make_app
 
@@ -241,8 +241,7 @@ def ensure_project(ctx: Context) -> IssuedKeys | None:
         return None
     settings = ctx.settings
     keys = issue_keys(settings.api_key or None, settings.api_key_readonly or None, settings.ping_key or None)
-    project, _ = create_project(ctx, "Default", keys)
-    ctx.recorder.project_changed(project)
+    add_project(ctx, "Default", keys)
     return keys
 
 

@@ -1,7 +1,9 @@
-"""The small object every handler gets through `initialize`: settings, index, recorder, clock, observers.
+"""The small object every front end and background loop gets: settings, index, recorder, clock, observers.
 
-Handlers change the index through the domain, then report the change here; this hands it to the
-recorder (persistence) and to observers (the deadline scheduler, alert delivery). Nothing else does.
+Code that changes the index (the use cases in `hcserver.services`, the deadline scheduler, alert
+delivery) reports each change here, never to the recorder directly: this hands it to the recorder
+(persistence) and to the observers (the deadline scheduler, alert delivery). Reads of history (pings,
+flips) go to `ctx.recorder` itself.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from hcserver.config import Settings
 from hcserver.domain.checks import Check
 from hcserver.domain.index import Index
 from hcserver.domain.pings import Flip, Ping
-from hcserver.ports import Recorder
+from hcserver.domain.projects import Project
+from hcserver.ports import NotificationKey, Recorder
 
 
 class Observer(Protocol):
@@ -33,8 +36,20 @@ class Context:
     recorder: Recorder
     clock: Callable[[], float] = time.time
     observers: list[Observer] = field(default_factory=list)
-    # Reasons the server cannot serve right now (e.g. a failing disk); `/api/v3/status/` reports them.
-    health: Callable[[], str | None] = lambda: None
+    # Why the server cannot serve right now (e.g. a failing disk), or None; `/api/v3/status/` reports
+    # it. The recorder's health unless replaced (tests replace it).
+    health: Callable[[], str | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.health = self.recorder_health
+
+    def recorder_health(self) -> str | None:
+        status = self.recorder.status()
+        if status.get("ok", True):
+            return None
+        return f"the store is failing: {status.get('error') or 'unknown error'}"
+
+    # -- checks -----------------------------------------------------------------------------------
 
     def ping_recorded(self, check: Check, ping: Ping, flip: Flip | None) -> Awaitable[None] | None:
         waiter = self.recorder.ping_recorded(check, ping, flip)
@@ -61,3 +76,22 @@ class Context:
         for observer in self.observers:
             observer.check_deleted(check)
         return waiter
+
+    # -- projects, channels, notifications (no observer follows these) --------------------------
+
+    def project_changed(self, project: Project) -> Awaitable[None] | None:
+        return self.recorder.project_changed(project)
+
+    def project_deleted(self, project: Project) -> Awaitable[None] | None:
+        self.index.remove_project(project.id)
+        return self.recorder.project_deleted(project)
+
+    def channel_changed(self, record: dict[str, Any]) -> Awaitable[None] | None:
+        """A channel's plain record (`Channel.to_record()`)."""
+        return self.recorder.channel_changed(record)
+
+    def channel_deleted(self, channel_id: str) -> Awaitable[None] | None:
+        return self.recorder.channel_deleted(channel_id)
+
+    def notification_changed(self, key: NotificationKey, record: dict[str, Any]) -> Awaitable[None] | None:
+        return self.recorder.notification_changed(key, record)

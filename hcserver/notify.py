@@ -181,10 +181,10 @@ class Notifier:
         )
 
     def _save(self, notification: Notification) -> Awaitable[None] | None:
-        return self.ctx.recorder.notification_changed(notification.key, notification.to_record())
+        return self.ctx.notification_changed(notification.key, notification.to_record())
 
     def _save_channel(self, channel: Channel) -> None:
-        self.ctx.recorder.channel_changed(channel.to_record())
+        self.ctx.channel_changed(channel.to_record())
 
     async def close(self) -> None:
         """Stop delivering; what is unfinished stays pending in the store for the next start."""

@@ -1,6 +1,6 @@
 """The one seam between request handling and storage.
 
-Handlers change the in-memory index, then tell a `Recorder` what changed. The recorder returns at
+Use cases change the in-memory index, then tell a `Recorder` what changed (through the Context). The recorder returns at
 once; `None` means "answer now", an awaitable means "answer when it is done" (durable mode, or
 backpressure when too much is pending). Reads of history (pings, flips) go through it too, so a
 ping is visible as soon as it is answered, flushed or not.
@@ -8,7 +8,6 @@ ping is visible as soon as it is answered, flushed or not.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
@@ -53,61 +52,6 @@ class Recorder(Protocol):
         """Oldest first."""
         ...
 
-
-class MemoryRecorder:
-    """History kept in RAM, bounded per check: for tests of the web layer and `--db :memory:`-like use."""
-
-    def __init__(self, ping_log_limit: int = 100, flip_limit: int = 1000) -> None:
-        self.ping_log_limit = ping_log_limit
-        self.flip_limit = flip_limit
-        self._pings: dict[str, deque[Ping]] = {}
-        self._flips: dict[str, deque[Flip]] = {}
-
-    def check_changed(self, check: Check) -> None:
-        return None
-
-    def check_deleted(self, check: Check) -> None:
-        self._pings.pop(check.uuid, None)
-        self._flips.pop(check.uuid, None)
-
-    def ping_recorded(self, check: Check, ping: Ping, flip: Flip | None) -> None:
-        log = self._pings.get(check.uuid)
-        if log is None:
-            log = self._pings[check.uuid] = deque(maxlen=self.ping_log_limit)
-        log.append(ping)
-        if flip is not None:
-            self.flip_made(check, flip)
-
-    def flip_made(self, check: Check, flip: Flip) -> None:
-        flips = self._flips.get(check.uuid)
-        if flips is None:
-            flips = self._flips[check.uuid] = deque(maxlen=self.flip_limit)
-        flips.append(flip)
-
-    def project_changed(self, project: Project) -> None:
-        return None
-
-    def project_deleted(self, project: Project) -> None:
-        return None
-
-    def channel_changed(self, record: dict[str, Any]) -> None:
-        return None
-
-    def channel_deleted(self, channel_id: str) -> None:
-        return None
-
-    def notification_changed(self, key: NotificationKey, record: dict[str, Any]) -> None:
-        return None
-
-    async def recent_pings(self, check: Check, limit: int) -> list[Ping]:
-        log = self._pings.get(check.uuid, ())
-        return list(reversed(log))[:limit]
-
-    async def get_ping(self, check: Check, n: int) -> Ping | None:
-        for ping in self._pings.get(check.uuid, ()):
-            if ping.n == n:
-                return ping
-        return None
-
-    async def flips(self, check: Check) -> list[Flip]:
-        return list(self._flips.get(check.uuid, ()))
+    def status(self) -> dict[str, Any]:
+        """Figures for the verbose `/api/v3/status/`; `ok` False (with `error`) while it cannot record."""
+        ...

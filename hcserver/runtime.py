@@ -105,7 +105,7 @@ class Runtime:
         if idle_writer and not store.idle_writer:
             log.warning("HC_IDLE_WRITER: this system refused idle CPU priority; the writer flushes at normal priority")
         index = Index(KeyHasher(await store.secret()))
-        report = await recover(store, index)
+        report = await recover(store, index, ping_log_limit=settings.ping_log_limit)
         for record in report.channels:
             channel = Channel.from_record(record)
             index.channels[channel.id] = channel
@@ -123,7 +123,6 @@ class Runtime:
             drain_timeout_s=4.0,
         )
         ctx = Context(settings=settings, index=index, recorder=recorder, clock=clock)
-        ctx.health = lambda: _health(recorder)
         keys = ensure_project(ctx)
 
         scheduler = DeadlineScheduler(ctx)
@@ -202,10 +201,3 @@ async def _keep_gc_off_the_checks(index: Index, every: float = 5.0) -> None:
             gc.freeze()
             frozen_at = len(index.checks)
             log.info("gc: froze the heap at %d checks", frozen_at)
-
-
-def _health(recorder: WriteBehind) -> str | None:
-    status = recorder.status()
-    if status.get("ok", True):
-        return None
-    return f"the store is failing: {status.get('error') or 'unknown error'}"

@@ -68,7 +68,7 @@ class DeadlineScheduler:
             if deadline is None:
                 continue
             if restart_grace and deadline <= now and check.status != DOWN:
-                check.held_until = now + check.grace
+                check.hold(now + check.grace)
                 held += 1
             self.check_changed(check)
         if held:

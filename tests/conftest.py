@@ -20,7 +20,7 @@ from hcserver.config import Settings
 from hcserver.context import Context
 from hcserver.domain.index import Index
 from hcserver.domain.projects import KeyHasher
-from hcserver.ports import MemoryRecorder
+from tests.fakes import MemoryRecorder
 
 API_KEY = "hcw_" + "a" * 28
 READONLY_KEY = "hcr_" + "b" * 28

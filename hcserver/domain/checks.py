@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from hcserver.domain.errors import Conflict
 from hcserver.domain.pings import FAIL, IGN, START, SUCCESS, Flip, Ping, PingRequest
 from hcserver.domain.schedules import SIMPLE, next_after
+from hcserver.domain.slugs import slugify
 
 NEW, UP, GRACE, DOWN, PAUSED, STARTED = "new", "up", "grace", "down", "paused", "started"
 
@@ -31,7 +33,7 @@ class Check:
     created: float
     name: str = ""
     slug: str = ""
-    # Set when the user chose the slug: then a rename keeps it (see REFERENCE.md section 4).
+    # Set when the user chose the slug: then a rename keeps it (in API v3; see `renamed`).
     slug_explicit: bool = False
     tags: str = ""
     desc: str = ""
@@ -206,6 +208,24 @@ class Check:
         deadline = self.going_down_after()
         return self._flip(DOWN, min(now, deadline) if deadline is not None else now, "timeout")
 
+    def hold(self, until: float) -> None:
+        """Restart grace: hold a deadline that passed while the server was down until `until`.
+
+        The hold ends with the next success or fail, a pause or a resume.
+        """
+        self.held_until = until
+
+    def renamed(self, name: str, keep_chosen_slug: bool) -> dict[str, str]:
+        """The fields a new name changes: the name, and the slug derived from it (Django's slugify)
+        unless the user chose the slug and `keep_chosen_slug` (API v3; v1 and v2 always derive it).
+
+        The caller sets them through the index, which follows both.
+        """
+        if keep_chosen_slug and self.slug_explicit:
+            return {"name": name}
+        self.slug_explicit = False
+        return {"name": name, "slug": slugify(name)}
+
     def pause(self, now: float) -> Flip | None:
         if self.status == PAUSED:
             return None
@@ -214,7 +234,9 @@ class Check:
         return self._flip(PAUSED, now, "pause")
 
     def resume(self, now: float) -> Flip | None:
-        """Leave paused for new; the caller checks that the check is paused (409 otherwise)."""
+        """Leave paused for new. Raises Conflict (the API's 409) when the check is not paused."""
+        if self.status != PAUSED:
+            raise Conflict("check is not paused")
         self.last_ping = None
         self.runs = None
         self.held_until = None

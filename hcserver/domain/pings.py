@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 # Ping kinds as the API reports them.
 SUCCESS, START, FAIL, LOG, IGN = "success", "start", "fail", "log", "ign"
-ACTIONS = frozenset({SUCCESS, START, FAIL, LOG})
 
 
 # Ping and PingRequest are made on every ping, so they are not frozen: a frozen dataclass pays an

@@ -1,6 +1,6 @@
 """Management API (v1, v2, v3), the projects admin API, badges and the status endpoint.
 
-Handlers translate: authorize, parse, call one operation, report the change, serialize.
+Handlers translate: authorize, parse, call one use case in `hcserver.services`, serialize.
 Domain errors are rendered in one place, `ApiHandler.write_error`, as {"error": "..."}.
 """
 
@@ -10,20 +10,19 @@ import asyncio
 import hmac
 import json
 import logging
-import uuid as uuidlib
 from typing import Any
 
 from tornado.iostream import StreamClosedError
 from tornado.web import RequestHandler
 
+from hcserver import services
 from hcserver.context import Context
-from hcserver.domain.checks import PAUSED, Check
-from hcserver.domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthorized
-from hcserver.domain.projects import API_KEY_LENGTH, IssuedKeys, Project, issue_keys, make_project
+from hcserver.domain.checks import Check
+from hcserver.domain.errors import DomainError, Forbidden, Invalid, NotFound, Unauthorized
+from hcserver.domain.projects import API_KEY_LENGTH, Project
+from hcserver.specs import parse_check_spec
 from hcserver.web import badges as badge_module
 from hcserver.web.serialize import check_to_json, flip_to_json, ping_to_json
-from hcserver.web.service import apply_spec, ensure_room, find_unique, new_check
-from hcserver.web.specs import parse_check_spec
 
 log = logging.getLogger("hcserver.api")
 
@@ -177,19 +176,8 @@ class ChecksHandler(ApiHandler):
     async def post(self, version: str) -> None:
         project = self.authorize(write=True)
         spec = parse_check_spec(self.body_json())
-        ctx = self.ctx
-        existing = find_unique(ctx, project.id, spec)
-        if existing is not None:
-            apply_spec(ctx, existing, spec, self.version, creating=False)
-            await settle(ctx.check_changed(existing))
-            self.send(self.check_json(existing))
-            return
-        ensure_room(ctx, project.id)
-        check = new_check(project.id, ctx.clock())
-        apply_spec(ctx, check, spec, self.version, creating=True)
-        ctx.index.add_check(check)
-        await settle(ctx.check_changed(check))
-        self.send(self.check_json(check), 201)
+        check, created = await services.create_check(self.ctx, project.id, spec, version=self.version)
+        self.send(self.check_json(check), 201 if created else 200)
 
 
 class CheckHandler(ApiHandler):
@@ -203,8 +191,7 @@ class CheckHandler(ApiHandler):
             raise NotFound()
         check = self.check_of(project, code)
         spec = parse_check_spec(self.body_json())
-        apply_spec(self.ctx, check, spec, self.version, creating=False)
-        await settle(self.ctx.check_changed(check))
+        await services.update_check(self.ctx, check, spec, version=self.version)
         self.send(self.check_json(check))
 
     async def delete(self, version: str, code: str) -> None:
@@ -213,7 +200,7 @@ class CheckHandler(ApiHandler):
             raise NotFound()
         check = self.check_of(project, code)
         payload = self.check_json(check)
-        await settle(self.ctx.check_deleted(check))
+        await services.delete_check(self.ctx, check)
         self.send(payload)
 
 
@@ -221,14 +208,10 @@ class PauseHandler(ApiHandler):
     async def post(self, version: str, code: str, action: str) -> None:
         project = self.authorize(write=True)
         check = self.check_of(project, code)
-        now = self.ctx.clock()
         if action == "pause":
-            flip = check.pause(now)
+            await services.pause(self.ctx, check)
         else:
-            if check.status != PAUSED:
-                raise Conflict("check is not paused")
-            flip = check.resume(now)
-        await settle(self.ctx.check_changed(check, flip))
+            await services.resume(self.ctx, check)
         self.send(self.check_json(check))
 
 
@@ -304,9 +287,7 @@ class StatusHandler(ApiHandler):
         problem = self.ctx.health()
         if self.get_argument("verbose", "") == "1" and self._admin():
             details: dict[str, Any] = {"ok": problem is None, "error": problem or ""}
-            status_of = getattr(self.ctx.recorder, "status", None)
-            if callable(status_of):
-                details.update(status_of())
+            details.update(self.ctx.recorder.status())
             details["checks"] = len(self.ctx.index.checks)
             details["projects"] = len(self.ctx.index.projects)
             connections = self.settings.get("connections")
@@ -359,8 +340,7 @@ class ProjectsHandler(AdminHandler):
             raise Invalid("json validation error: name is not a string")
         if len(name) > 100:
             raise Invalid("json validation error: name is too long")
-        project, keys = create_project(self.ctx, name)
-        await settle(self.ctx.recorder.project_changed(project))
+        project, keys = await services.create_project(self.ctx, name)
         payload = _project_json(self.ctx, project)
         payload.update(api_key=keys.api_key, api_key_readonly=keys.api_key_readonly, ping_key=keys.ping_key)
         self.send(payload, 201)
@@ -374,23 +354,13 @@ class ProjectHandler(AdminHandler):
         if project is None:
             raise NotFound("not found")
         payload = _project_json(ctx, project)
-        for check in list(ctx.index.project_checks(project_id)):
-            await settle(ctx.check_deleted(check))
-        ctx.index.remove_project(project_id)
-        await settle(ctx.recorder.project_deleted(project))
+        await services.delete_project(ctx, project)
         self.send(payload)
 
 
 def _project_json(ctx: Context, project: Project) -> dict[str, Any]:
     count = sum(1 for _ in ctx.index.project_checks(project.id))
     return {"id": project.id, "name": project.name, "n_checks": count}
-
-
-def create_project(ctx: Context, name: str, keys: IssuedKeys | None = None) -> tuple[Project, IssuedKeys]:
-    keys = keys or issue_keys()
-    project = make_project(str(uuidlib.uuid4()), name, ctx.clock(), ctx.index.hasher, keys)
-    ctx.index.add_project(project)
-    return project, keys
 
 
 class RootHandler(ApiHandler):
@@ -402,9 +372,3 @@ class RootHandler(ApiHandler):
 class NotFoundHandler(ApiHandler):
     def prepare(self) -> None:
         raise NotFound("not found")
-
-
-async def settle(waiter: Any) -> None:
-    """Wait for what a recorder returned: None answers at once, an awaitable when it is done."""
-    if waiter is not None:
-        await waiter

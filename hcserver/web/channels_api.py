@@ -9,45 +9,11 @@ DELETE /api/v3/channels/<id>    -> 200; checks no longer use it
 
 from __future__ import annotations
 
-from hcserver.alerts.channels import (
-    Channel,
-    ChannelInvalid,
-    ChannelSpec,
-    channel_summary,
-    channel_to_json,
-    parse_channel_body,
-)
-from hcserver.alerts.settings import AlertSettings
-from hcserver.alerts.targets import check_channel_targets
-from hcserver.context import Context
-from hcserver.domain.errors import Forbidden, Invalid, NotFound
+from hcserver import services
+from hcserver.alerts.channels import Channel, channel_summary, channel_to_json
+from hcserver.domain.errors import Forbidden, NotFound
 from hcserver.domain.projects import Project
-from hcserver.web.api import ApiHandler, settle
-
-# How long saving a channel may wait for DNS to check its hosts; a name not resolved by then is
-# accepted, and checked at delivery.
-SAVE_CHECK_TIMEOUT = 5.0
-
-
-def alert_settings(ctx: Context) -> AlertSettings:
-    """The delivery settings, which the notifier holds; the defaults (private addresses refused) in a
-    server that delivers no alerts."""
-    for observer in ctx.observers:
-        settings = getattr(observer, "settings", None)
-        if isinstance(settings, AlertSettings):
-            return settings
-    return AlertSettings()
-
-
-async def check_targets(ctx: Context, spec: ChannelSpec) -> None:
-    """Refuse (400) a channel whose hosts delivery would refuse as private addresses."""
-    settings = alert_settings(ctx)
-    try:
-        await check_channel_targets(
-            spec, allow_private=settings.allow_private, timeout=min(settings.timeout, SAVE_CHECK_TIMEOUT)
-        )
-    except ChannelInvalid as e:
-        raise Invalid(e.message) from None
+from hcserver.web.api import ApiHandler
 
 
 class ChannelsHandler(ApiHandler):
@@ -59,13 +25,7 @@ class ChannelsHandler(ApiHandler):
     async def post(self, version: str) -> None:
         project = self.authorize(write=True)
         body = {k: v for k, v in self.body_json().items() if k != "api_key"}
-        try:
-            channel = Channel.create(project.id, body, self.ctx.clock())
-        except ChannelInvalid as e:
-            raise Invalid(e.message) from None
-        await check_targets(self.ctx, channel.spec)
-        self.ctx.index.channels[channel.id] = channel
-        await settle(self.ctx.recorder.channel_changed(channel.to_record()))
+        channel = await services.create_channel(self.ctx, project.id, body)
         self.send(channel_to_json(channel), 201)
 
 
@@ -86,28 +46,14 @@ class ChannelHandler(ApiHandler):
         project = self.authorize(write=True)
         channel = self.channel_of(project, channel_id)
         body = {k: v for k, v in self.body_json().items() if k != "api_key"}
-        try:
-            data = parse_channel_body(body, current=channel)
-        except ChannelInvalid as e:
-            raise Invalid(e.message) from None
-        await check_targets(self.ctx, data.spec)
-        if self.ctx.index.channels.get(channel_id) is not channel:
-            raise NotFound("not found")  # deleted while its hosts were being checked
-        channel.apply(data)
-        await settle(self.ctx.recorder.channel_changed(channel.to_record()))
+        await services.update_channel(self.ctx, channel, body)
         self.send(channel_to_json(channel))
 
     async def delete(self, version: str, channel_id: str) -> None:
         project = self.authorize(write=True)
         channel = self.channel_of(project, channel_id)
         payload = channel_to_json(channel)
-        ctx = self.ctx
-        del ctx.index.channels[channel.id]
-        for check in ctx.index.project_checks(project.id):
-            if channel.id in check.channels:
-                check.channels = tuple(c for c in check.channels if c != channel.id)
-                await settle(ctx.check_changed(check))
-        await settle(ctx.recorder.channel_deleted(channel.id))
+        await services.delete_channel(self.ctx, channel)
         self.send(payload)
 
 

@@ -14,7 +14,6 @@ import ipaddress
 import logging
 import re
 from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass
 from http.client import responses
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -24,16 +23,13 @@ from tornado.httputil import HTTPHeaders, ResponseStartLine
 from tornado.web import Application
 
 from hcserver.context import Context
-from hcserver.domain.checks import Check
-from hcserver.domain.errors import Conflict, DomainError, Invalid, NotFound
+from hcserver.domain.errors import DomainError, Invalid, NotFound
 from hcserver.domain.pings import FAIL, LOG, START, SUCCESS, PingRequest
-from hcserver.web.service import CheckLimitReached, create_pinged_check
-from hcserver.web.specs import slug_problem
+from hcserver.services import PingRoute, record_ping
 
 log = logging.getLogger("hcserver.ping")
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-_RID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 # The scheme and authority of an absolute-form request target (RFC 9112 3.2.2: http://host/path).
 _ABSOLUTE = re.compile(r"(?i:https?)://[^/?#]*")
 # Django's <slug:> converter: the route matches these, then uppercase is refused with a 400.
@@ -47,16 +43,6 @@ APP_PREFIXES = ("/api/", "/badge/")
 MAX_TARGET = 8 * 1024
 MAX_HEADERS = 64 * 1024
 TORNADO_MAX_HEADER_SIZE = 1024 * 1024
-
-
-@dataclass(slots=True)  # not frozen: made per request (see hcserver.domain.pings)
-class PingRoute:
-    action: str
-    uuid: str | None = None
-    ping_key: str | None = None
-    slug: str | None = None
-    # May exceed 255 here: the reference answers 404 for an unknown check before it looks at this.
-    exitstatus: int | None = None
 
 
 def parse_ping_path(path: str) -> PingRoute | None:
@@ -107,17 +93,12 @@ def _action(suffix: str) -> tuple[str | None, int | None]:
 
 
 def parse_query(query: str) -> tuple[str | None, bool]:
-    """(rid, create) from a query string. Raises Invalid for a malformed rid."""
+    """(rid, create) from a query string; the rid as sent (`record_ping` checks it, in its turn)."""
     if not query:
         return None, False
     args = parse_qs(query, keep_blank_values=True, errors="replace")
-    rid: str | None = None
     rids = args.get("rid")
-    if rids is not None:
-        rid = rids[-1]
-        if not _RID.match(rid):
-            raise Invalid("invalid uuid format")
-        rid = rid.lower()
+    rid = rids[-1] if rids is not None else None
     creates = args.get("create")
     return rid, creates is not None and creates[-1] == "1"
 
@@ -406,41 +387,7 @@ class PingDelegate(httputil.HTTPMessageDelegate):
         route = parse_ping_path(path)
         if route is None:
             raise NotFound()
-        ctx = self.dispatcher.ctx
-        index = ctx.index
-        check: Check | None
-        project_id = ""
-        if route.uuid is not None:
-            check = index.checks.get(route.uuid)
-            if check is None:
-                raise NotFound()
-        else:
-            assert route.ping_key is not None and route.slug is not None
-            project = index.project_by_ping_key(route.ping_key)
-            if project is None:
-                raise NotFound()
-            project_id = project.id
-            found = index.by_slug(project_id, route.slug)
-            if len(found) > 1:
-                raise Conflict("ambiguous slug")
-            check = found[0] if found else None
-        if route.exitstatus is not None and route.exitstatus > 255:
-            raise Invalid("invalid url format")
-        rid, create = parse_query(query)
-        now = ctx.clock()
-        if check is None:
-            if not create:
-                raise NotFound()
-            assert route.slug is not None
-            # A slug the API would refuse (over 100 characters) is not created either.
-            if slug_problem(route.slug) is not None:
-                raise Invalid("invalid url format")
-            try:
-                check = create_pinged_check(ctx, project_id, route.slug, now)
-            except CheckLimitReached:
-                raise NotFound() from None  # the reference's answer at the limit
-        else:
-            create = False
+        rid, route.create = parse_query(query)
         ua = self.ua
         context: Any = self.conn.context  # type: ignore[attr-defined]
         remote_addr = getattr(context, "remote_ip", "") or ""
@@ -460,9 +407,8 @@ class PingDelegate(httputil.HTTPMessageDelegate):
             rid=rid,
             exitstatus=route.exitstatus,
         )
-        ping, flip = check.ping(request, now)
-        waiter = ctx.ping_recorded(check, ping, flip)
-        code, text = (201, "Created") if create else (200, "OK")
+        created, waiter = record_ping(self.dispatcher.ctx, route, request)
+        code, text = (201, "Created") if created else (200, "OK")
         if waiter is None:
             self.reply(code, text)
         else:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from hcserver.services import new_check
 from hcserver.web.api import LISTING_PIECE
 from hcserver.web.serialize import check_to_json
-from hcserver.web.service import new_check
 from tests.conftest import API_KEY, READONLY_KEY, LiveServer
 
 

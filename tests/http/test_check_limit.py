@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from hcserver.config import Settings, SettingsError
-from hcserver.web.api import create_project
+from hcserver.services import add_project as create_project
 from tests.conftest import PING_KEY, make_settings
 
 LIMIT = 3

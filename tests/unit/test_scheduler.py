@@ -10,8 +10,8 @@ from hcserver.domain.checks import Check
 from hcserver.domain.index import Index
 from hcserver.domain.pings import PingRequest
 from hcserver.domain.projects import KeyHasher, issue_keys, make_project
-from hcserver.ports import MemoryRecorder
 from hcserver.scheduler import DeadlineScheduler
+from tests.fakes import MemoryRecorder
 
 T = 1_700_000_000.0
 

@@ -1,4 +1,4 @@
-"""Validation of Management API check bodies, with the reference's messages.
+"""Validation of check bodies (the Management API's), with the reference's messages.
 
 `parse_check_spec(body)` returns a CheckSpec whose fields are None when not sent. Unknown fields
 are ignored, as the reference does.
@@ -11,11 +11,10 @@ from typing import Any
 
 from hcserver.domain.errors import Invalid
 from hcserver.domain.schedules import SIMPLE, guess_kind, is_valid_schedule, is_valid_tz
-from hcserver.domain.slugs import is_valid_slug
+from hcserver.domain.slugs import slug_problem
 
 MIN_PERIOD, MAX_PERIOD = 60, 31536000
 UNIQUE_FIELDS = ("name", "slug", "tags", "timeout", "grace")
-SLUG_MAX_LENGTH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,19 +59,6 @@ def _string(name: str, value: Any, max_length: int | None = None) -> str:
     if max_length is not None and len(value) > max_length:
         raise _error(name, "is too long")
     return value
-
-
-def slug_problem(slug: str) -> str | None:
-    """Why a check cannot have this slug ("is too long", "does not match pattern"), or None.
-
-    The one rule for slugs a client chooses: the API's `slug` field and `?create=1` pings.
-    """
-    if len(slug) > SLUG_MAX_LENGTH:
-        return "is too long"
-    # fullmatch: "$" alone would let a trailing newline through.
-    if not is_valid_slug(slug):
-        return "does not match pattern"
-    return None
 
 
 def _boolean(name: str, value: Any) -> bool:
