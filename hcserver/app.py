@@ -27,7 +27,7 @@ from hcserver.context import Context
 from hcserver.domain.projects import IssuedKeys, issue_keys
 from hcserver.services import add_project
 from hcserver.web.ping import TORNADO_MAX_HEADER_SIZE, Dispatcher
-from hcserver.web.routes import make_app
+from hcserver.web.routes import app_paths, make_app
 
 log = logging.getLogger("hcserver")
 
@@ -177,7 +177,7 @@ class HcServer:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.app = make_app(ctx)
-        self.dispatcher = Dispatcher(ctx, self.app)
+        self.dispatcher = Dispatcher(ctx, self.app, app_paths())
         settings = ctx.settings
         self.connections = ConnectionCounts(settings.max_connections or default_max_connections())
         # The status handler reads the counts through the Application's settings.

@@ -3,8 +3,8 @@
 Why not a RequestHandler: a ping does one dict lookup and a few attribute writes, so the
 per-request machinery of tornado.web (HTTPServerRequest, handler instance, argument parsing,
 header normalisation, Date/Server/Etag logic) would be most of its cost. `Dispatcher` receives
-every request; ping paths get a `PingDelegate` that talks to the HTTP connection directly, and
-everything else (/api/, /badge/, /) is handed to the tornado.web Application.
+every request; the paths of the route table (web/routes.py: /api/, /badge/, /) are handed to the
+tornado.web Application, and the rest get a `PingDelegate` that talks to the HTTP connection directly.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from hcserver.context import Context
 from hcserver.domain.errors import DomainError, Invalid, NotFound
 from hcserver.domain.pings import FAIL, LOG, START, SUCCESS, PingRequest
 from hcserver.services import PingRoute, record_ping
+from hcserver.web.routes import AppPaths
 
 log = logging.getLogger("hcserver.ping")
 
@@ -36,8 +37,6 @@ _ABSOLUTE = re.compile(r"(?i:https?)://[^/?#]*")
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+\Z")
 _ACTIONS = {"": SUCCESS, "start": START, "fail": FAIL, "log": LOG}
 PING_METHODS = frozenset({"GET", "HEAD", "POST", "PUT"})
-# Paths served by the tornado.web Application rather than the ping delegate.
-APP_PREFIXES = ("/api/", "/badge/")
 # Our limits, answered 414 / 431. Tornado's own (TORNADO_MAX_HEADER_SIZE) is higher: past it tornado
 # drops the connection without a word, so it only stops what no client would send.
 MAX_TARGET = 8 * 1024
@@ -248,9 +247,10 @@ def _fast_copy_works() -> bool:
 class Dispatcher(httputil.HTTPServerConnectionDelegate):
     """The HTTP server's delegate: a PingDelegate per request (which hands non-ping paths on)."""
 
-    def __init__(self, ctx: Context, app: Application) -> None:
+    def __init__(self, ctx: Context, app: Application, app_paths: AppPaths) -> None:
         self.ctx = ctx
         self.app = app
+        self.app_paths = app_paths
         self.answers = Answers(ctx.settings.ping_body_limit)
         self.proxies = TrustedProxies(ctx.settings.trusted_proxies)
 
@@ -327,7 +327,8 @@ class PingDelegate(httputil.HTTPMessageDelegate):
         if size > MAX_HEADERS:
             self.reply(431, "request headers too large")
             return None
-        if path == "/" or path.startswith(APP_PREFIXES) or path.startswith("/?"):
+        app_paths = self.dispatcher.app_paths
+        if path in app_paths.exact or path.startswith(app_paths.prefixes):
             return self._hand_to_app(start_line, headers, length)
         if length.isdigit() and int(length) > self.dispatcher.ctx.settings.max_request_body:
             self.reply(413, "request body too large")
