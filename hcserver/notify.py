@@ -29,7 +29,7 @@ from hcserver.alerts.transports import deliver
 from hcserver.context import Context
 from hcserver.domain.checks import DOWN, NEW, PAUSED, UP, Check
 from hcserver.domain.pings import Flip
-from hcserver.web.serialize import check_to_json
+from hcserver.views import check_to_json
 
 log = logging.getLogger("hcserver.notify")
 
@@ -173,7 +173,14 @@ class Notifier:
             tags=check.tags,
             status=notification.direction,
             now=notification.flip_created,
-            check_json=check_to_json(check, ctx.clock(), ctx.settings, 3, False, ctx.index.badge_key(check.project_id)),
+            check_json=check_to_json(
+                check,
+                now=ctx.clock(),
+                settings=ctx.settings,
+                version=3,
+                readonly=False,
+                badge_key=ctx.index.badge_key(check.project_id),
+            ),
             body=ping.body if ping is not None else None,
             exitstatus=ping.exitstatus if ping is not None else None,
             project_name=project.name if project is not None else "",

@@ -1,7 +1,7 @@
 """Notification channels: what a project alerts through, and the validation of the JSON that makes one.
 
 A channel is an entity (its delivery state changes); its `spec` is a frozen value, one class per kind.
-Three forms exist: the API's JSON (`channel_to_json`, `channel_summary`), the plain record that the
+Three forms exist: the API's JSON (`channel_to_json`, `channel_summary` in hcserver/views.py), the plain record that the
 persistence codec packs (`Channel.to_record` / `Channel.from_record`), and the create/update request
 body that `parse_channel_body` / `parse_channel_spec` validate.
 
@@ -16,16 +16,15 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from hcserver.alerts.results import DeliveryResult
+from hcserver.domain.checks import UP
 
 WEBHOOK, EMAIL, APPRISE = "webhook", "email", "apprise"
 KINDS = (WEBHOOK, EMAIL, APPRISE)
 METHODS = ("GET", "POST", "PUT")
-UP, DOWN = "up", "down"
 
 # Length limits follow the reference's web forms (name 100, URL 1000, body 1000, header 1000,
 # Apprise URL 512); the email limit is the longest address SMTP can carry.
@@ -288,7 +287,7 @@ class Channel:
     """A project's notification channel.
 
     `last_notify` is the epoch of the last delivery attempt, `last_error` its error ("" when it
-    worked), and `disabled` is set by a permanent error: the scheduler stops using the channel until
+    worked), and `disabled` is set by a permanent error: the notifier stops using the channel until
     the user updates it.
     """
 
@@ -362,29 +361,3 @@ class Channel:
             last_error=str(record.get("last_error", "")),
             disabled=bool(record.get("disabled", False)),
         )
-
-
-# -- API forms ---------------------------------------------------------------------------------------
-
-
-def isostring(ts: float | None) -> str | None:
-    """ISO 8601 in UTC at seconds precision, as the reference prints dates: 2024-01-02T03:04:05+00:00."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(int(ts), UTC).isoformat()
-
-
-def channel_summary(channel: Channel) -> dict[str, Any]:
-    """The reference's `GET /api/v3/channels/` item."""
-    return {"id": channel.id, "name": channel.name, "kind": channel.kind}
-
-
-def channel_to_json(channel: Channel) -> dict[str, Any]:
-    """The full form: the summary, the kind's fields, and the delivery state."""
-    return {
-        **channel_summary(channel),
-        **channel.spec.to_record(),
-        "last_notify": isostring(channel.last_notify),
-        "last_error": channel.last_error,
-        "disabled": channel.disabled,
-    }

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from hcserver.alerts.channels import isostring
+from hcserver.views import isostring
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,15 +16,7 @@ from typing import Any
 
 import aiosmtplib
 
-from hcserver.alerts.channels import (
-    DOWN,
-    UP,
-    AppriseSpec,
-    Channel,
-    EmailSpec,
-    WebhookSpec,
-    isostring,
-)
+from hcserver.alerts.channels import AppriseSpec, Channel, EmailSpec, WebhookSpec
 from hcserver.alerts.results import DeliveryResult
 from hcserver.alerts.safety import (
     FetchError,
@@ -37,6 +29,8 @@ from hcserver.alerts.safety import (
 from hcserver.alerts.settings import AlertSettings
 from hcserver.alerts.targets import apprise_hosts, load_apprise_plugin
 from hcserver.alerts.templates import AlertContext, clean, render_body, render_header, render_url
+from hcserver.domain.checks import DOWN, UP
+from hcserver.views import isostring
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from hcserver.domain.checks import Check
 from hcserver.domain.errors import DomainError, Forbidden, Invalid, NotFound, Unauthorized
 from hcserver.domain.projects import API_KEY_LENGTH, Project
 from hcserver.specs import parse_check_spec
+from hcserver.views import check_to_json, flip_to_json, ping_to_json
 from hcserver.web import badges as badge_module
-from hcserver.web.serialize import check_to_json, flip_to_json, ping_to_json
 
 log = logging.getLogger("hcserver.api")
 
@@ -119,11 +119,11 @@ class ApiHandler(RequestHandler):
         ctx = self.ctx
         return check_to_json(
             check,
-            ctx.clock(),
-            ctx.settings,
-            self.version,
-            self.readonly,
-            ctx.index.badge_key(check.project_id),
+            now=ctx.clock(),
+            settings=ctx.settings,
+            version=self.version,
+            readonly=self.readonly,
+            badge_key=ctx.index.badge_key(check.project_id),
         )
 
     def send(self, payload: dict[str, Any], status: int = 200) -> None:
@@ -149,7 +149,16 @@ class ChecksHandler(ApiHandler):
 
         def serialized(checks: list[Check]) -> list[str]:
             return [
-                json.dumps(check_to_json(check, now, ctx.settings, self.version, self.readonly, badge_key))
+                json.dumps(
+                    check_to_json(
+                        check,
+                        now=now,
+                        settings=ctx.settings,
+                        version=self.version,
+                        readonly=self.readonly,
+                        badge_key=badge_key,
+                    )
+                )
                 for check in checks
                 if (not slug or check.slug == slug) and (not tags or tags.issubset(check.tag_list()))
             ]
@@ -221,7 +230,7 @@ class PingsHandler(ApiHandler):
         check = self.check_of(project, code)
         ctx = self.ctx
         pings = await ctx.recorder.recent_pings(check, ctx.settings.ping_log_limit)
-        self.send({"pings": [ping_to_json(p, check, ctx.settings, self.version) for p in pings]})
+        self.send({"pings": [ping_to_json(p, check=check, settings=ctx.settings, version=self.version) for p in pings]})
 
 
 class PingBodyHandler(ApiHandler):

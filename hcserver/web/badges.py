@@ -14,7 +14,7 @@ from tornado.web import RequestHandler
 
 from hcserver.context import Context
 from hcserver.domain.projects import Project
-from hcserver.web.serialize import badge_status, badge_url
+from hcserver.views import badge_status, badge_url
 
 _COLORS = {"up": "#4c1", "late": "#fe7d37", "down": "#e05d44"}
 _FORMATS = ("svg", "json", "shields")
@@ -27,8 +27,8 @@ def project_badges(ctx: Context, project: Project) -> dict[str, dict[str, str]]:
     for tag in [*tags, "*"]:
         urls = {}
         for fmt in _FORMATS:
-            urls[fmt] = badge_url(ctx.settings, key, tag, fmt)
-            urls[fmt + "3"] = badge_url(ctx.settings, key, tag, fmt, states=3)
+            urls[fmt] = badge_url(ctx.settings, key, tag, fmt=fmt)
+            urls[fmt + "3"] = badge_url(ctx.settings, key, tag, fmt=fmt, states=3)
         result[tag] = urls
     return result
 
@@ -50,7 +50,7 @@ class BadgeHandler(RequestHandler):
             if tag == "*" or tag in c.tag_list() or c.unique_key == tag
         ]  # fmt: skip
         statuses = [c.status_at(now) for c in checks]
-        status = badge_status(statuses, 3 if states else 2)
+        status = badge_status(statuses, states=3 if states else 2)
         label = "all" if tag == "*" else tag
         self.set_header("Access-Control-Allow-Origin", "*")
         self.set_header("Cache-Control", "no-cache")

@@ -10,9 +10,10 @@ DELETE /api/v3/channels/<id>    -> 200; checks no longer use it
 from __future__ import annotations
 
 from hcserver import services
-from hcserver.alerts.channels import Channel, channel_summary, channel_to_json
+from hcserver.alerts.channels import Channel
 from hcserver.domain.errors import Forbidden, NotFound
 from hcserver.domain.projects import Project
+from hcserver.views import channel_summary, channel_to_json
 from hcserver.web.api import ApiHandler
 
 

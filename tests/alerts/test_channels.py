@@ -13,12 +13,11 @@ from hcserver.alerts.channels import (
     EmailSpec,
     WebhookSpec,
     WebhookTarget,
-    channel_summary,
-    channel_to_json,
     parse_channel_body,
     parse_channel_spec,
 )
 from hcserver.alerts.results import DeliveryResult
+from hcserver.views import channel_summary, channel_to_json
 
 PREFIX = "json validation error: "
 

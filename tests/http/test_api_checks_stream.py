@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from hcserver.services import new_check
+from hcserver.views import check_to_json
 from hcserver.web.api import LISTING_PIECE
-from hcserver.web.serialize import check_to_json
 from tests.conftest import API_KEY, READONLY_KEY, LiveServer
 
 

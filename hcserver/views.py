@@ -1,9 +1,11 @@
-"""Domain objects -> the JSON shapes of the Management API."""
+"""Domain objects -> JSON shapes: checks, pings, flips, channels and badges, for the Management API
+and alert delivery (a webhook's $JSON, the email's details). Pure: the time is a parameter.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from hcserver.config import Settings
@@ -11,9 +13,12 @@ from hcserver.domain.checks import DOWN, GRACE, STARTED, UP, Check
 from hcserver.domain.pings import Flip, Ping
 from hcserver.domain.schedules import SIMPLE
 
+if TYPE_CHECKING:
+    from hcserver.alerts.channels import Channel
+
 
 def isostring(ts: float | None) -> str | None:
-    """Seconds precision, `+00:00`, as the reference prints check times."""
+    """ISO 8601 in UTC at seconds precision, as the reference prints dates: 2024-01-02T03:04:05+00:00."""
     if ts is None:
         return None
     return datetime.fromtimestamp(int(ts), UTC).isoformat()
@@ -26,6 +31,8 @@ def isostring_us(ts: float) -> str:
 def check_to_json(
     check: Check, now: float, settings: Settings, version: int, readonly: bool, badge_key: str
 ) -> dict[str, Any]:
+    """The API's check: `version` 1-3 of the API, `readonly` for a read-only key (no uuid, no URLs
+    that change it), `badge_key` of the check's project."""
     status = check.status_at(now)
     oldest = check.oldest_run()
     # v1 says "started" for any run still inside its grace time, a stored-down check's too.
@@ -54,7 +61,7 @@ def check_to_json(
         "filter_body": check.filter_body,
         "filter_http_body": check.filter_http_body,
         "filter_default_fail": check.filter_default_fail,
-        "badge_url": badge_url(settings, badge_key, check.unique_key, "svg"),
+        "badge_url": badge_url(settings, badge_key, check.unique_key, fmt="svg"),
     }
     if check.last_duration:
         result["last_duration"] = int(check.last_duration)
@@ -76,7 +83,7 @@ def check_to_json(
     return result
 
 
-def ping_to_json(ping: Ping, check: Check, settings: Settings, version: int) -> dict[str, Any]:
+def ping_to_json(ping: Ping, *, check: Check, settings: Settings, version: int) -> dict[str, Any]:
     result: dict[str, Any] = {
         "type": ping.kind,
         "date": isostring_us(ping.created),
@@ -99,7 +106,7 @@ def flip_to_json(flip: Flip) -> dict[str, Any]:
     return {"timestamp": isostring(flip.created), "up": 1 if flip.new_status == UP else 0}
 
 
-def badge_url(settings: Settings, badge_key: str, tag: str, fmt: str, states: int = 2) -> str:
+def badge_url(settings: Settings, badge_key: str, tag: str, *, fmt: str, states: int = 2) -> str:
     suffix = "-3" if states == 3 else ""
     quoted = quote(tag, safe="*")
     if quoted.endswith("-3"):
@@ -108,10 +115,26 @@ def badge_url(settings: Settings, badge_key: str, tag: str, fmt: str, states: in
     return f"{settings.site_root}/badge/{badge_key}/{quoted}{suffix}.{fmt}"
 
 
-def badge_status(statuses: list[str], states: int) -> str:
+def badge_status(statuses: list[str], *, states: int) -> str:
     """Worst status of a group: down, then (3-state only) late, else up."""
     if DOWN in statuses:
         return "down"
     if states == 3 and GRACE in statuses:
         return "late"
     return "up"
+
+
+def channel_summary(channel: Channel) -> dict[str, Any]:
+    """The reference's `GET /api/v3/channels/` item."""
+    return {"id": channel.id, "name": channel.name, "kind": channel.kind}
+
+
+def channel_to_json(channel: Channel) -> dict[str, Any]:
+    """The full form: the summary, the kind's fields, and the delivery state."""
+    return {
+        **channel_summary(channel),
+        **channel.spec.to_record(),
+        "last_notify": isostring(channel.last_notify),
+        "last_error": channel.last_error,
+        "disabled": channel.disabled,
+    }
