@@ -23,6 +23,7 @@ from hcserver.domain.projects import API_KEY_LENGTH, Project
 from hcserver.specs import parse_check_spec
 from hcserver.views import check_to_json, flip_to_json, ping_to_json
 from hcserver.web import badges as badge_module
+from hcserver.web.tornado_internals import reason
 
 log = logging.getLogger("hcserver.api")
 
@@ -66,7 +67,7 @@ class ApiHandler(RequestHandler):
             self.set_status(exc.status)
             message = exc.message
         else:
-            message = self._reason.lower()
+            message = reason(self).lower()
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error": message}))
 

@@ -15,7 +15,6 @@ import logging
 import re
 from collections.abc import Awaitable, Iterable
 from http.client import responses
-from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from tornado import httputil
@@ -27,6 +26,7 @@ from hcserver.domain.errors import DomainError, Invalid, NotFound
 from hcserver.domain.pings import FAIL, LOG, START, SUCCESS, PingRequest
 from hcserver.services import PingRoute, record_ping
 from hcserver.web.routes import AppPaths
+from hcserver.web.tornado_internals import copy_headers, copy_headers_works, peer
 
 log = logging.getLogger("hcserver.ping")
 
@@ -186,21 +186,20 @@ class Answers:
     """Ping answers, their headers built once per (code, text) and copied per request.
 
     Building an HTTPHeaders normalises and validates each name and value; with the five headers a
-    ping answer carries that was a visible share of a ping's cost. A copy of the prepared mapping is
-    all tornado needs: it only ever replaces entries of the headers it is given, never appends.
+    ping answer carries that was a visible share of a ping's cost (see `copy_headers`).
     """
 
     def __init__(self, ping_body_limit: int) -> None:
         self.limit = ping_body_limit
         self._cache: dict[tuple[int, str], tuple[HTTPHeaders, bytes]] = {}
-        self._fast = _fast_copy_works()
+        self._fast = copy_headers_works()
 
     def get(self, code: int, text: str) -> tuple[HTTPHeaders, bytes]:
         prepared = self._cache.get((code, text))
         if prepared is None:
             prepared = self._cache[(code, text)] = self._build(code, text)
         template, body = prepared
-        return (_fast_copy(template) if self._fast else HTTPHeaders(template)), body
+        return (copy_headers(template) if self._fast else HTTPHeaders(template)), body
 
     def _build(self, code: int, text: str) -> tuple[HTTPHeaders, bytes]:
         body = text.encode()
@@ -220,28 +219,6 @@ class Answers:
             # Refused before or while reading: close rather than read a body we will not use.
             headers["Connection"] = "close"
         return headers, body
-
-
-def _fast_copy(template: HTTPHeaders) -> HTTPHeaders:
-    copy = HTTPHeaders.__new__(HTTPHeaders)
-    copy._as_list = dict(template._as_list)  # values are replaced, never appended to, by tornado
-    copy._combined_cache = dict(template._combined_cache)
-    return copy
-
-
-def _fast_copy_works() -> bool:
-    """The fast copy leans on HTTPHeaders internals; fall back to the public copy if they change."""
-    try:
-        template = HTTPHeaders({"A": "1", "Content-Length": "2"})
-        copy = _fast_copy(template)
-        copy["Connection"] = "close"
-        return (
-            list(copy.get_all()) == [("A", "1"), ("Content-Length", "2"), ("Connection", "close")]
-            and copy["Content-Length"] == "2"
-            and "Connection" not in template
-        )
-    except Exception:
-        return False
 
 
 class Dispatcher(httputil.HTTPServerConnectionDelegate):
@@ -390,9 +367,7 @@ class PingDelegate(httputil.HTTPMessageDelegate):
             raise NotFound()
         rid, route.create = parse_query(query)
         ua = self.ua
-        context: Any = self.conn.context  # type: ignore[attr-defined]
-        remote_addr = getattr(context, "remote_ip", "") or ""
-        scheme = str(getattr(context, "protocol", "http"))
+        remote_addr, scheme = peer(self.conn)
         if self.forwarded_for or self.forwarded_proto:
             proxies = self.dispatcher.proxies
             if proxies.trusts(remote_addr):
