@@ -5,7 +5,7 @@
     >>> index.checks[check.uuid] is check, index.by_slug(project.id, check.slug) == [check]
 
 All changes to a check's project, slug, name, tags, timeout or grace go through the index
-(`set_slug`, `set_fields`, `move_check`) so the lookups stay true.
+(`add_check`, `remove_check`, `set_slug`, `set_fields`) so the lookups stay true.
 """
 
 from __future__ import annotations
@@ -228,12 +228,6 @@ class Index:
             ):
                 best = check
         return best
-
-    def move_check(self, check: Check, project_id: str) -> None:
-        """Give a check to another project: its slug now resolves under that project's ping key."""
-        self.remove_check(check)
-        check.project_id = project_id
-        self.add_check(check)
 
     def by_slug(self, project_id: str, slug: str) -> list[Check]:
         found = self._slugs.get(project_id, {}).get(slug)

@@ -34,7 +34,7 @@ def test_slug_index_through_create_rename_move_delete():
     assert index.by_slug("a", "job") == [one, two]
     index.set_slug(two, "other")
     assert index.by_slug("a", "job") == [one] and index.by_slug("a", "other") == [two]
-    index.move_check(one, "b")
+    move_check(index, one, "b")
     assert index.by_slug("a", "job") == [] and index.by_slug("b", "job") == [one]
     assert list(index.project_checks("b")) == [one]
     index.remove_check(one)
@@ -73,3 +73,10 @@ def test_unique_key_lookup_needs_the_whole_key():
     assert index.by_unique_key(key[:16] + "0" * 24) is None  # same first 64 bits, another key
     assert index.by_unique_key("zz" + key[2:]) is None
     assert index.by_unique_key(key[:39]) is None
+
+
+def move_check(index: Index, check: Check, project_id: str) -> None:
+    """Give a check to another project, as a delete and a create would."""
+    index.remove_check(check)
+    check.project_id = project_id
+    index.add_check(check)
