@@ -1,12 +1,17 @@
-"""Versioned msgpack snapshots of the domain types: the only module of `persistence` that knows them.
+"""Versioned msgpack snapshots of the domain types: the only module of `persistence` that imports them.
+
+The rest of `persistence` turns domain objects into rows and back through a `Codec`, and names the
+types (in annotations) as this module exports them, so the seam between the two is here alone.
 
 Every record is a msgpack array whose first item is its format version, then the entity's fields in
 the order that version's layout names them:
 
-    >>> codec = Codec()
-    >>> data = codec.encode_ping(Ping(1, 1700000000.0, "success", body=b"\\xff"))
-    >>> codec.decode_ping(data).body
-    b'\\xff'
+>>> codec = Codec()
+>>> data = codec.encode_ping(Ping(1, 1700000000.0, "success", body=b"\\xff"))
+>>> codec.unpack(data)[:4]
+[1, 1, 1700000000.0, 'success']
+>>> codec.decode_ping(data).body
+b'\\xff'
 
 How the format evolves: adding a field appends it to the current layout without a new version, and
 a shorter record (written before the field existed) decodes with the field's default. Removing or
@@ -26,6 +31,20 @@ import msgpack  # type: ignore[import-untyped]  # no stubs or py.typed upstream
 from hcserver.domain.checks import Check
 from hcserver.domain.pings import Flip, Ping
 from hcserver.domain.projects import Project
+
+__all__ = [
+    "CHECK_LAYOUTS",
+    "FLIP_LAYOUTS",
+    "PING_LAYOUTS",
+    "PROJECT_LAYOUTS",
+    "RECORD_VERSION",
+    "Check",
+    "Codec",
+    "DecodeError",
+    "Flip",
+    "Ping",
+    "Project",
+]
 
 T = TypeVar("T")
 
@@ -132,8 +151,12 @@ class Codec:
     """Encode and decode the stored records. One per writer: it reuses one `msgpack.Packer`.
 
     >>> codec = Codec()
-    >>> codec.decode_check(codec.encode_check(check)).n_pings == check.n_pings
-    True
+    >>> check = Check(uuid="5bf66975", project_id="p1", created=1700000000.0, name="Backup", n_pings=3)
+    >>> back = codec.decode_check(codec.encode_check(check))
+    >>> back.uuid, back.name, back.n_pings
+    ('5bf66975', 'Backup', 3)
+    >>> codec.decode_record(codec.encode_record({"id": "ch1", "kind": "email"}))
+    {'id': 'ch1', 'kind': 'email'}
     """
 
     def __init__(self) -> None:

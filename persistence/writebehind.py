@@ -34,17 +34,18 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from itertools import chain
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from hcserver.domain.checks import Check
-from hcserver.domain.pings import Flip, Ping
-from hcserver.domain.projects import Project
-from hcserver.ports import NotificationKey
-from persistence.codec import Codec, DecodeError
+from persistence.codec import Check, Codec, DecodeError, Flip, Ping, Project
 from persistence.pacing import Pacer
 from persistence.protocol import PingRows, WriteSet
 from persistence.stats import FlushStats
 from persistence.store import Store
+
+if TYPE_CHECKING:
+    # The Recorder port's key of a notification, for annotations only: importing hcserver.ports at
+    # run time would load the domain modules that only persistence.codec imports.
+    from hcserver.ports import NotificationKey
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
