@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 
+import pytest
+
 from hcserver.domain.index import Index
 from hcserver.domain.pings import PingRequest
 from hcserver.domain.projects import KeyHasher
@@ -103,3 +105,67 @@ async def test_recovering_an_empty_file(tmp_path):
     report = await recover(store, await fresh_index(store))
     await store.close()
     assert (report.projects, report.checks, report.channels, report.pings, report.skipped) == (0, 0, [], 0, 0)
+
+
+def spoil_pages_of(db, *names: str) -> None:
+    """Overwrite the root page of each named table or index with bytes no b-tree page has: any
+    statement that reads it (a count, a scan, a lookup) fails with "database disk image is malformed"."""
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    roots = [conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (n,)).fetchone()[0] for n in names]
+    conn.close()
+    with open(db, "r+b") as f:
+        for root in roots:
+            f.seek((root - 1) * page_size)
+            f.write(b"\xff" * page_size)
+
+
+@async_test
+async def test_startup_never_reads_the_pings(tmp_path):
+    db = tmp_path / "data.db"
+    store = await Store.open(db)
+    wb = WriteBehind(store, ping_log_limit=100)
+    wb.project_changed(project("p1"))
+    checks = [check("p1") for _ in range(40)]
+    for i in range(30):
+        for c in checks:
+            wb.ping_recorded(c, *ping(c, T0 + i, body=b"x" * 300))
+        await wb.flush_once()
+    await wb.close()
+    spoil_pages_of(db, "pings", "pings_by_check")
+    with pytest.raises(sqlite3.DatabaseError, match="malformed"):
+        conn = sqlite3.connect(db)
+        try:
+            conn.execute("SELECT COUNT(*) FROM pings").fetchone()
+        finally:
+            conn.close()
+
+    # Opening the store and recovering every check touches no page of the pings: both succeed.
+    store = await Store.open(db)
+    index = await fresh_index(store)
+    report = await recover(store, index)
+    assert (report.checks, report.pings, report.skipped) == (40, 40 * 30, 0)
+    assert report.pings == sum(c.n_pings for c in index.checks.values())
+    with pytest.raises(sqlite3.DatabaseError):
+        await store.recent_pings(checks[0].uuid, 0, None, 10)  # the pings really are unreadable
+    await store.close()
+
+
+@async_test
+async def test_the_stored_pings_reported_are_each_checks_pings_up_to_the_log_limit(tmp_path):
+    db = tmp_path / "data.db"
+    store = await Store.open(db)
+    wb = WriteBehind(store, ping_log_limit=5)
+    wb.project_changed(project("p1"))
+    busy, quiet = check("p1"), check("p1")
+    for i in range(8):
+        wb.ping_recorded(busy, *ping(busy, T0 + i))
+    wb.ping_recorded(quiet, *ping(quiet, T0))
+    await wb.close()
+
+    store = await Store.open(db)
+    report = await recover(store, await fresh_index(store), ping_log_limit=5)
+    stored = await store.count_pings()
+    await store.close()
+    assert report.pings == stored == 5 + 1
