@@ -119,7 +119,7 @@ class Runtime:
             ping_log_limit=settings.ping_log_limit,
             durable=settings.durable,
             # With the HTTP server's 3 s to finish in-flight requests, a stop stays under 10 s
-            # even when the disk is failing and the last flush cannot land.
+            # even when the disk is failing or hanging and the last flush cannot land.
             drain_timeout_s=4.0,
         )
         ctx = Context(settings=settings, index=index, recorder=recorder, clock=clock)

@@ -268,6 +268,11 @@ class WriteBehind:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._room: asyncio.Future[None] | None = None
+        # The store.write in progress, and once stopping, the loop time by which the drain ends
+        # (see `stop`); a write still unanswered then is cancelled by `_expiry`.
+        self._writing: asyncio.Task[None] | None = None
+        self._deadline: float | None = None
+        self._expiry: asyncio.TimerHandle | None = None
         # Flip numbers: assigned when a batch is encoded, in order; reads take the stored ones up to
         # the last committed number and the rest from memory, so a flip is never seen twice.
         self._next_flip_seq = store.flip_seq
@@ -438,9 +443,26 @@ class WriteBehind:
         return self._task
 
     def stop(self) -> None:
-        """Ask `run()` to finish: it drains what is pending, then returns."""
+        """Ask `run()` to finish: it drains what is pending, then returns. From now on the writing
+        has `drain_timeout_s`, whether the disk fails or hangs: a write still unanswered then is
+        cancelled (which ends the writer process) and what is left is given up."""
         self._stop.set()
         self._wake.set()
+        self._arm_deadline()
+
+    def _arm_deadline(self) -> float:
+        if self._deadline is None:
+            loop = asyncio.get_running_loop()
+            self._deadline = loop.time() + self._drain_timeout
+            self._expiry = loop.call_at(self._deadline, self._expire)
+        return self._deadline
+
+    def _expire(self) -> None:
+        if self._writing is not None:
+            self._writing.cancel()
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline
 
     async def run(self) -> None:
         """Flush every interval (sooner when a batch is full or durable changes wait) until stopped.
@@ -520,11 +542,21 @@ class WriteBehind:
         """Write `batch` (one of `_inflight`) in one transaction. Once it has committed it leaves
         `_inflight`; when nothing is left there, durable waiters are told and errors forgotten."""
         ws = await self._encode(batch)
+        if self._past_deadline():
+            return self._timed_out()
         started = self._clock()
+        self._writing = writing = asyncio.ensure_future(self._store.write(ws))
         try:
-            await self._store.write(ws)
+            await writing
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._past_deadline() or (task is not None and task.cancelling()):
+                raise
+            return self._timed_out()
         except Exception as exc:
             return exc
+        finally:
+            self._writing = None
         committed = self._clock()
         self._inflight.remove(batch)
         self._committed_flip_seq = self._store.flip_seq
@@ -541,6 +573,9 @@ class WriteBehind:
         self._release_room()
         await _free_in_slices(batch.detach_bulk() + ws.detach_bulk())
         return None
+
+    def _timed_out(self) -> TimeoutError:
+        return TimeoutError(f"the SQLite writer did not answer within the drain timeout ({self._drain_timeout:g} s)")
 
     def _failed(self, exc: Exception, size: int) -> None:
         reason = f"{type(exc).__name__}: {exc}"
@@ -636,7 +671,7 @@ class WriteBehind:
 
     async def close(self) -> None:
         """Stop the writer, write everything pending (giving up after `drain_timeout_s` if the disk
-        keeps failing), then close the store."""
+        keeps failing or stops answering), then close the store."""
         self.stop()
         if self._task is not None:
             await self._task
@@ -646,15 +681,19 @@ class WriteBehind:
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._drain_timeout
-        while self._inflight or self._pending.accepted:
-            if await self.flush_once():
-                continue
-            left = deadline - loop.time()
-            if left <= 0:
-                self._give_up()
-                return
-            await asyncio.sleep(min(self._backoff or 0.05, left))
+        deadline = self._arm_deadline()
+        try:
+            while self._inflight or self._pending.accepted:
+                if await self.flush_once():
+                    continue
+                left = deadline - loop.time()
+                if left <= 0:
+                    self._give_up()
+                    return
+                await asyncio.sleep(min(self._backoff or 0.05, left))
+        finally:
+            if self._expiry is not None:
+                self._expiry.cancel()
 
     def _give_up(self) -> None:
         lost, _ = self._backlog()

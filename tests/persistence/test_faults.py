@@ -7,6 +7,9 @@ would: a trigger that aborts every insert, or another connection holding the wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import sqlite3
 
 import pytest
@@ -125,3 +128,34 @@ async def test_close_gives_up_after_its_drain_timeout_when_the_disk_stays_broken
     assert loop.time() - started < 2
     with pytest.raises(NotPersisted):
         await waiter
+
+
+@pytest.mark.parametrize("running", [False, True], ids=["hang in the drain", "hang in a flush of the loop"])
+@async_test
+async def test_close_gives_up_on_a_writer_that_stops_answering_and_leaves_no_process(tmp_path, caplog, running):
+    db = tmp_path / "data.db"
+    wb = await open_writer(db, durable=True, drain_timeout_s=0.5, flush_interval_ms=20)
+    wb.project_changed(project())
+    assert await wb.flush_once()
+    pid = wb._store.writer_pid
+    os.kill(pid, signal.SIGSTOP)  # a disk that hangs: the writer takes the flush and never answers
+    try:
+        c = check()
+        waiter = asyncio.ensure_future(wb.ping_recorded(c, *ping(c, T0)))
+        if running:
+            wb.start()
+            await wait_for(lambda: wb._writing is not None)  # the loop's flush waits for the answer
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await wb.close()
+        took = loop.time() - started
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert took < 0.5 + 1.0
+    assert not os.path.exists(f"/proc/{pid}")  # ended and reaped, not left stopped
+    with pytest.raises(NotPersisted):
+        await waiter
+    [given_up] = [r.getMessage() for r in caplog.records if "not written" in r.getMessage()]
+    assert "1 changes not written" in given_up and "did not answer within the drain timeout" in given_up
+    assert count(db, "pings") == 0
