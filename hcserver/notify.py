@@ -29,6 +29,7 @@ from hcserver.alerts.transports import deliver
 from hcserver.context import Context
 from hcserver.domain.checks import DOWN, NEW, PAUSED, UP, Check
 from hcserver.domain.pings import Flip
+from hcserver.ports import NotificationKey
 from hcserver.views import check_to_json
 
 log = logging.getLogger("hcserver.notify")
@@ -55,7 +56,7 @@ class Notification:
     error: str = ""
 
     @property
-    def key(self) -> tuple[str, float, str]:
+    def key(self) -> NotificationKey:
         return (self.check, self.flip_created, self.channel_id)
 
     def to_record(self) -> dict[str, Any]:
@@ -104,7 +105,7 @@ class Notifier:
 
     # -- delivery ---------------------------------------------------------------------------------
 
-    def resume(self, records: list[tuple[tuple[str, float, str], dict[str, Any]]]) -> int:
+    def resume(self, records: list[tuple[NotificationKey, dict[str, Any]]]) -> int:
         """Queue notifications left unfinished by an earlier run, oldest flip first."""
         pending = [Notification.from_record(r) for _, r in records]
         pending = [n for n in pending if n.status == PENDING]

@@ -68,7 +68,8 @@ PING_LAYOUTS: dict[int, tuple[str, ...]] = {
 FLIP_LAYOUTS: dict[int, tuple[str, ...]] = {
     1: ("check", "created", "old_status", "new_status", "reason"),
 }
-# Channels and notifications belong to the alerts code: stored as the plain dicts it hands over.
+# Channels and notifications belong to the alerts code: stored as the plain dicts it hands over,
+# behind this format version (the one version such a record carries; the dicts themselves have none).
 RECORD_VERSION = 1
 
 

@@ -1,10 +1,10 @@
 """Long work on the event loop, cut into slices so that pings get through in between.
 
-    >>> pacer = Pacer()
-    >>> for item in many:
-    ...     work(item)
-    ...     if pacer.due():
-    ...         await pacer.rest()
+    pacer = Pacer()
+    for item in many:
+        work(item)
+        if pacer.due():
+            await pacer.rest()
 
 A flush handles tens of thousands of records on the event loop (encoding snapshots, packing rows,
 freeing them afterwards). Done in one go, that is a stall of several milliseconds that every ping

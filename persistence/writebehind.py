@@ -1,10 +1,10 @@
 """Write-behind: request handlers hand over what changed and return; one writer task puts it in SQLite.
 
-    >>> recorder = WriteBehind(await Store.open("data.db"), flush_interval_ms=100)
-    >>> recorder.start()
-    >>> recorder.ping_recorded(check, ping, flip)   # None: answer now (an awaitable: see below)
-    >>> await recorder.recent_pings(check, 10)      # visible at once, flushed or not
-    >>> await recorder.close()                      # flushes what is left, closes the file
+    recorder = WriteBehind(await Store.open("data.db"), flush_interval_ms=100)
+    recorder.start()
+    recorder.ping_recorded(check, ping, flip)   # None: answer now (an awaitable: see below)
+    await recorder.recent_pings(check, 10)      # visible at once, flushed or not
+    await recorder.close()                      # flushes what is left, closes the file
 
 Changes gather in a pending batch. Checks, projects and channels are kept by key and encoded when
 the batch is flushed, so a check pinged a thousand times between two flushes is written once;

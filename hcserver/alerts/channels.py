@@ -36,8 +36,6 @@ MAX_HEADERS = 50
 MAX_EMAIL = 254
 MAX_APPRISE_URL = 512
 
-RECORD_VERSION = 1
-
 # These patterns are used with fullmatch, never with "^...$": "$" also matches before a trailing "\n".
 # An RFC 7230 header name ("token"); anything else would let a value smuggle a second header.
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -334,7 +332,6 @@ class Channel:
 
     def to_record(self) -> dict[str, Any]:
         return {
-            "v": RECORD_VERSION,
             "id": self.id,
             "project_id": self.project_id,
             "name": self.name,
