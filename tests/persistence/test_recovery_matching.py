@@ -24,8 +24,11 @@ async def test_recovered_index_finds_checks_by_their_matching_fields(tmp_path):
     await wb.close()
 
     store = await Store.open(db)
-    index = Index(KeyHasher(await store.secret()))
-    await recover(store, index)
+    try:
+        index = Index(KeyHasher(await store.secret()))
+        await recover(store, index)
+    finally:
+        await store.close()
     find = index.find_matching
     assert find("p1", {"name": "Backup", "tags": "prod db", "timeout": 600, "grace": 120}).uuid == backup.uuid
     assert find("p1", {"slug": "backup"}).uuid == backup.uuid
