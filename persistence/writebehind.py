@@ -268,11 +268,12 @@ class WriteBehind:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._room: asyncio.Future[None] | None = None
-        # The store.write in progress, and once stopping, the loop time by which the drain ends
-        # (see `stop`); a write still unanswered then is cancelled by `_expiry`.
-        self._writing: asyncio.Task[None] | None = None
+        # The task awaiting a store.write, and once stopping, the loop time by which the drain ends
+        # (see `stop`); a write still unanswered then is cancelled by `_expiry` (`_expired` says so).
+        self._writing: asyncio.Task[Any] | None = None
         self._deadline: float | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        self._expired = False
         # Flip numbers: assigned when a batch is encoded, in order; reads take the stored ones up to
         # the last committed number and the rest from memory, so a flip is never seen twice.
         self._next_flip_seq = store.flip_seq
@@ -459,6 +460,7 @@ class WriteBehind:
 
     def _expire(self) -> None:
         if self._writing is not None:
+            self._expired = True
             self._writing.cancel()
 
     def _past_deadline(self) -> bool:
@@ -545,18 +547,20 @@ class WriteBehind:
         if self._past_deadline():
             return self._timed_out()
         started = self._clock()
-        self._writing = writing = asyncio.ensure_future(self._store.write(ws))
+        # Awaited in this task rather than in a task of its own, so the writer's answer resumes the
+        # flush without another turn of the loop: `_expire` cancels this task, and that is undone here.
+        self._writing = task = asyncio.current_task()
         try:
-            await writing
+            await self._store.write(ws)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not self._past_deadline() or (task is not None and task.cancelling()):
+            if not self._expired or task is None or task.uncancel() > 0:
                 raise
             return self._timed_out()
         except Exception as exc:
             return exc
         finally:
             self._writing = None
+            self._expired = False
         committed = self._clock()
         self._inflight.remove(batch)
         self._committed_flip_seq = self._store.flip_seq
