@@ -359,6 +359,7 @@ class Store:
         return [(str(r[0]), float(r[1]), str(r[2]), bytes(r[3])) for r in rows]
 
     async def count_pings(self) -> int:
+        """Every stored ping, counted by a scan of the table: for tests and diagnostics, never startup."""
         rows = await self._fetch("SELECT COUNT(*) FROM pings")
         return int(rows[0][0])
 

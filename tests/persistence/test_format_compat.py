@@ -16,7 +16,8 @@ from persistence.store import Store
 from persistence.writebehind import WriteBehind
 from tests.persistence.helpers import async_test, ping, rows
 
-# The tables of schema version 1, as its migration has created them.
+# The tables of schema version 1, as its migration has created them: a copy kept apart from
+# persistence/schema.py on purpose, so that a change to a released migration fails here.
 SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
 CREATE TABLE projects (id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;

@@ -13,7 +13,7 @@ from hcserver.domain.projects import KeyHasher
 from persistence.recovery import load_notifications, recover
 from persistence.store import Store
 from persistence.writebehind import WriteBehind
-from tests.persistence.helpers import T0, async_test, check, ping, project
+from tests.persistence.helpers import T0, async_test, check, open_writer, ping, project
 
 
 def fields_of(obj):
@@ -124,8 +124,7 @@ def spoil_pages_of(db, *names: str) -> None:
 @async_test
 async def test_startup_never_reads_the_pings(tmp_path):
     db = tmp_path / "data.db"
-    store = await Store.open(db)
-    wb = WriteBehind(store, ping_log_limit=100)
+    wb = await open_writer(db, ping_log_limit=100)
     wb.project_changed(project("p1"))
     checks = [check("p1") for _ in range(40)]
     for i in range(30):
@@ -155,8 +154,7 @@ async def test_startup_never_reads_the_pings(tmp_path):
 @async_test
 async def test_the_stored_pings_reported_are_each_checks_pings_up_to_the_log_limit(tmp_path):
     db = tmp_path / "data.db"
-    store = await Store.open(db)
-    wb = WriteBehind(store, ping_log_limit=5)
+    wb = await open_writer(db, ping_log_limit=5)
     wb.project_changed(project("p1"))
     busy, quiet = check("p1"), check("p1")
     for i in range(8):
