@@ -1,4 +1,4 @@
-"""Fakes that implement the server's ports, for tests that need no store."""
+"""Fakes that implement the server's ports and its clock, for tests that need no store."""
 
 from __future__ import annotations
 
@@ -9,6 +9,19 @@ from hcserver.domain.checks import Check
 from hcserver.domain.pings import Flip, Ping
 from hcserver.domain.projects import Project
 from hcserver.ports import NotificationKey
+
+
+class FakeClock:
+    """A clock for `Context(clock=...)`: `clock()` is `clock.now`, which moves only by `advance`."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class MemoryRecorder:

@@ -8,8 +8,7 @@ import json
 import time
 import urllib.parse
 
-from tests.conftest import make_settings
-from tests.integration.conftest import start_runtime
+from tests.conftest import make_settings, start_server
 
 
 def webhook(live, receiver, down="/ok/down", up="/ok/up", **extra):
@@ -122,7 +121,7 @@ def test_hanging_receiver_delays_neither_pings_nor_the_other_channel(full, recei
 def test_email_arrives_with_subject_and_body(tmp_path, clock, smtp_server):
     smtp = smtp_server
     env = {"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp.port), "DEFAULT_FROM_EMAIL": "hc@example.org"}
-    live, stop = start_runtime(make_settings(db=str(tmp_path / "hc.sqlite3")), clock, env)
+    live, stop = start_server(make_settings(db=str(tmp_path / "hc.sqlite3")), clock, alerts=env)
     try:
         r = live.api("POST", "channels/", json={"name": "mail", "kind": "email", "email": "oncall@example.org"})
         assert r.status_code == 201, r.text

@@ -8,14 +8,15 @@ import time
 
 import pytest
 
-from tests.conftest import make_settings
-from tests.integration.conftest import start_runtime
+from tests.conftest import make_settings, start_server
 
 
 @pytest.fixture
 def guarded(tmp_path, clock):
     # The server's own defaults: private addresses refused.
-    live, stop = start_runtime(make_settings(db=str(tmp_path / "hc.sqlite3")), clock, {"INTEGRATIONS_TIMEOUT": "3"})
+    live, stop = start_server(
+        make_settings(db=str(tmp_path / "hc.sqlite3")), clock, alerts={"INTEGRATIONS_TIMEOUT": "3"}
+    )
     try:
         yield live
     finally:

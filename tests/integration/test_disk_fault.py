@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.conftest import make_settings
-from tests.integration.conftest import start_runtime
+from tests.conftest import make_settings, start_server
 from tests.persistence.test_faults import heal, inject
 
 ADMIN_KEY = "admin-key-for-tests-0123456789"
@@ -23,7 +22,7 @@ def wait_status(live, code: int, limit: float = 10.0):
 def test_store_fault_then_recovery_loses_nothing(tmp_path, clock):
     db = str(tmp_path / "hc.sqlite3")
     settings = make_settings(db=db, flush_interval_ms=20, admin_key=ADMIN_KEY)
-    live, stop = start_runtime(settings, clock, {})
+    live, stop = start_server(settings, clock, alerts={})
     try:
         uuid = live.create(name="through the fault")["uuid"]
         assert live.ping(f"/ping/{uuid}").status_code == 200
@@ -46,7 +45,7 @@ def test_store_fault_then_recovery_loses_nothing(tmp_path, clock):
     finally:
         stop()
 
-    live, stop = start_runtime(settings, clock, {})
+    live, stop = start_server(settings, clock, alerts={})
     try:
         assert live.get_check(uuid)["n_pings"] == 51
         pings = live.api("GET", f"checks/{uuid}/pings/").json()["pings"]
