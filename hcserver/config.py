@@ -22,7 +22,7 @@ class SettingsError(ValueError):
 
 
 SETTINGS_HELP = """\
-settings (environment variables; flags of `serve` override the first four):
+settings (environment variables; the six flags of `serve`, in brackets, override the first six):
   HC_HOST                   address to listen on (default 127.0.0.1; "::" = IPv6 and IPv4)   [--host]
   HC_PORT                   TCP port (default 8000; 0 = any free port)                       [--port]
   HC_DB                     path of the SQLite store (default ./data/hcserver.sqlite3)        [--db]

@@ -1,8 +1,13 @@
 """The in-memory index: every lookup a request needs, each one dict access.
 
+    >>> from hcserver.domain.checks import Check
+    >>> from hcserver.domain.projects import Project
     >>> index = Index(KeyHasher(b"s"))
+    >>> project = Project("p1", "Ops", 0.0, b"a" * 32, b"b" * 32)
+    >>> check = Check(uuid="5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278", project_id="p1", created=0.0, slug="backup")
     >>> index.add_project(project); index.add_check(check)
     >>> index.checks[check.uuid] is check, index.by_slug(project.id, check.slug) == [check]
+    (True, True)
 
 All changes to a check's project, slug, name, tags, timeout or grace go through the index
 (`add_check`, `remove_check`, `set_slug`, `set_fields`) so the lookups stay true.

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import subprocess
 import sys
 
 import pytest
 
+from hcserver.__main__ import parse_args
 from hcserver.alerts.settings import AlertSettings
-from hcserver.config import Settings, SettingsError
+from hcserver.config import SETTINGS_HELP, Settings, SettingsError
+
+NUMBERS = {4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 
 
 def test_defaults_and_derived_urls():
@@ -53,3 +59,19 @@ def test_cli_exits_2_with_the_message_and_documents_every_setting():
                  "HC_ADMIN_KEY", "HC_FLUSH_INTERVAL_MS", "HC_DURABLE", "HC_RESTART_GRACE", "HC_IDLE_WRITER",
                  "EMAIL_HOST"):  # fmt: skip
         assert name in helptext
+
+
+def test_the_help_names_each_flag_of_serve_beside_the_setting_it_overrides():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        parse_args(["serve", "--help"])
+    options = out.getvalue().split(SETTINGS_HELP.splitlines()[0])[0]
+    flags = sorted(set(re.findall(r"--(?!help)[a-z]+", options)))
+    lines = SETTINGS_HELP.splitlines()[1:]
+    bracketed = [re.findall(r"--[a-z]+", line.rsplit("[", 1)[1]) if line.endswith("]") else [] for line in lines]
+    # the bracketed flags are serve's, one a setting, on the first lines; the heading counts them
+    assert sorted(f for found in bracketed for f in found) == flags
+    with_flags = [found for found in bracketed if found]
+    assert bracketed[: len(with_flags)] == with_flags
+    word = NUMBERS[len(flags)]
+    assert f"the {word} flags of `serve`, in brackets, override the first {word}" in SETTINGS_HELP
