@@ -68,7 +68,7 @@ class BenchConfig:
     burst_connections: int = 1000
     # Wall-time budget of the whole run; filling the store for the recovery scenario uses what is left
     # of it, keeping back `reserve_s` for the restart and the final listing of every check. A run
-    # ends about 30 s short of it: under the 10 minutes issue 4 allows.
+    # ends about 30 s short of it, so `make bench` takes under 10 minutes.
     budget_s: float = 590.0
     reserve_s: float = 45.0
 
@@ -621,8 +621,8 @@ _POLL_S = 0.05
 
 
 def scenario_backlog(s: Suite) -> None:
-    # Issue 4 sets the target on the p99 at c=1 ("flushing adds at most 2 ms to it"); the same rounds
-    # at half our peak rate with 100 connections are the harder case, and a target of ours.
+    # The target: flushing adds at most 2 ms to the p99 at c=1. The same rounds at half our peak rate
+    # with 100 connections are the harder case, held to the same 2 ms.
     cfg = s.config
     rate = s.ensure_peak() / 2
     # A server of its own whose writer holds everything back until `backlog_pings` changes wait, so

@@ -1,4 +1,8 @@
-"""REFERENCE.md section 1, over real HTTP: routes, methods, codes, bodies, headers, state changes."""
+"""The Pinging API over real HTTP: every route form (UUID and ping key + slug, under /ping/ and at the
+root, each action), methods and the CORS preflight, status codes and bodies of the answers and of
+the errors, the answer headers, ?create=1 and ?rid=, bodies stored raw and cut at the limit, the
+recorded fields, the state changes pings cause (runs, grace, pause, keyword filters), and the
+connection itself (HTTP/1.0, HEAD, a garbage request line, IPv6 loopback)."""
 
 from __future__ import annotations
 

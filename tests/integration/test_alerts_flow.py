@@ -1,4 +1,4 @@
-"""Issue 5 end to end: deadlines -> flips -> notifications -> a real webhook receiver / SMTP server."""
+"""Alerts end to end: deadlines -> flips -> notifications -> a real webhook receiver / SMTP server."""
 
 from __future__ import annotations
 
