@@ -7,34 +7,24 @@ import asyncio
 import pytest
 
 from persistence.pacing import MAX_SLICE_S, SLICE_S, LoopLoad, Pacer
+from tests.fakes import FakeClock
 from tests.persistence.helpers import async_test
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def busy_for(self, seconds: float) -> None:
-        """What another callback of the loop does during the next rest: take `seconds` of its time."""
-
-        def advance() -> None:
-            self.now += seconds
-
-        asyncio.get_running_loop().call_soon(advance)
+def busy_for(clock: FakeClock, seconds: float) -> None:
+    """What another callback of the loop does during the next rest: take `seconds` of its time."""
+    asyncio.get_running_loop().call_soon(clock.advance, seconds)
 
 
 async def rest_while_busy(pacer: Pacer, clock: FakeClock, seconds: float, times: int = 1) -> None:
     for _ in range(times):
-        clock.busy_for(seconds)
+        busy_for(clock, seconds)
         await pacer.rest()
 
 
 @async_test
 async def test_a_slice_lasts_half_a_millisecond_on_a_quiet_loop() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     pacer = Pacer(clock=clock, load=LoopLoad())
     assert pacer.slice_s == SLICE_S
     clock.now += SLICE_S * 0.9
@@ -49,7 +39,7 @@ async def test_a_slice_lasts_half_a_millisecond_on_a_quiet_loop() -> None:
 
 @async_test
 async def test_on_a_loop_that_stays_busy_the_work_gets_a_quarter_of_its_time() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     pacer = Pacer(clock=clock, load=LoopLoad(smoothing=1.0))
     await rest_while_busy(pacer, clock, 0.012)  # a saturated turn of the loop: 12 ms of requests
 
@@ -66,7 +56,7 @@ async def test_on_a_loop_that_stays_busy_the_work_gets_a_quarter_of_its_time() -
 
 @async_test
 async def test_one_burst_barely_lengthens_a_slice_but_a_lasting_load_does() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     load = LoopLoad()
     pacer = Pacer(clock=clock, load=load)
     await rest_while_busy(pacer, clock, 0.004)
@@ -80,7 +70,7 @@ async def test_one_burst_barely_lengthens_a_slice_but_a_lasting_load_does() -> N
 
 @async_test
 async def test_a_new_pacer_starts_from_the_load_seen_before() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     load = LoopLoad(smoothing=1.0)
     await rest_while_busy(Pacer(clock=clock, load=load), clock, 0.009)
     assert Pacer(clock=clock, load=load).slice_s == pytest.approx(0.003)
@@ -88,7 +78,7 @@ async def test_a_new_pacer_starts_from_the_load_seen_before() -> None:
 
 @async_test
 async def test_a_slice_never_exceeds_the_cap() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     pacer = Pacer(clock=clock, load=LoopLoad(smoothing=1.0))
     await rest_while_busy(pacer, clock, 30.0)  # the process was stopped, or the machine swapped
     assert pacer.slice_s == MAX_SLICE_S
@@ -96,7 +86,7 @@ async def test_a_slice_never_exceeds_the_cap() -> None:
 
 @async_test
 async def test_a_longer_base_slice_is_kept_as_the_floor() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     pacer = Pacer(slice_s=0.002, clock=clock, load=LoopLoad(smoothing=1.0))
     await rest_while_busy(pacer, clock, 0.003)
     assert pacer.slice_s == 0.002
