@@ -12,11 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def planned_command(*args: str, **env: str) -> str:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("HC_")}
+    # Run as a make of its own, not a sub-make of `make test`, whose variables would come along.
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith("HC_") and k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    }
     done = subprocess.run(
         ["make", "-n", "run", *args], cwd=ROOT, env={**environ, **env}, capture_output=True, text=True, check=True
     )
-    return done.stdout.strip().splitlines()[-1]
+    [serve] = [line for line in done.stdout.splitlines() if " serve " in line]
+    return serve
 
 
 @pytest.mark.parametrize(
