@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tornado
-from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from tornado.web import Application, RequestHandler
 
 from hcserver.web.tornado_internals import TESTED_WITH, copy_headers, copy_headers_works, peer, reason
@@ -45,7 +45,9 @@ class _Connection:
 
 
 def test_reason_is_the_status_phrase():
-    request = HTTPServerRequest(method="GET", uri="/", connection=_Connection())  # type: ignore[arg-type]
+    start = RequestStartLine("GET", "/", "HTTP/1.1")
+    headers = HTTPHeaders({"Host": "hc.test"})
+    request = HTTPServerRequest(start_line=start, headers=headers, connection=_Connection())  # type: ignore[arg-type]
     handler = RequestHandler(Application(), request)
     handler.set_status(404)
     assert reason(handler) == "Not Found"
