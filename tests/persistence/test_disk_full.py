@@ -108,7 +108,11 @@ def test_pings_answered_while_the_disk_was_full_are_all_stored_once_it_has_room(
     server, uuids, pingers, filler = stream_until_full(small_fs, tmp_path)
     try:
         wait_until(lambda: not verbose(server)["ok"], 10, "the disk never filled up")
-        assert "full" in str(verbose(server)["error"])
+        status = verbose(server)
+        assert "full" in str(status["error"])
+        # The backlog in changes and in bytes, each beside its limit.
+        assert int(status["pending_bytes"]) > BODY and status["max_pending_bytes"] == 256 << 20
+        assert int(status["pending"]) > 0 and status["max_pending"] == 200_000
         for p in pingers:
             p.join(15)
         acked = {CHECKS: 0, **{i: n for p in pingers for i, n in p.acked.items()}}
