@@ -66,8 +66,9 @@ async def serve(settings: Settings, alerts: AlertSettings) -> int:
         print(f"  Ping key:             {keys.ping_key}", flush=True)
     # One line, on stdout: scripts (and the tests) read the port from it.
     addresses = ", ".join(str(sock.getsockname()[0]) for sock in runtime.server.sockets)
+    site_root = runtime.ctx.settings.site_root
     print(
-        f"hcserver listening on port {runtime.server.port}; API at {settings.site_root}/api/v3/ (bound to {addresses})",
+        f"hcserver listening on port {runtime.server.port}; API at {site_root}/api/v3/ (bound to {addresses})",
         flush=True,
     )
 

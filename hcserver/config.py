@@ -134,6 +134,23 @@ class Settings:
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes).resolved()  # type: ignore[arg-type]
 
+    def with_bound_port(self, port: int) -> Settings:
+        """These settings once `--port 0` has been bound to `port`: SITE_ROOT and PING_ENDPOINT,
+        unless they were set, follow the port.
+
+        >>> s = Settings(port=0).resolved().with_bound_port(8123)
+        >>> s.site_root, s.ping_endpoint
+        ('http://127.0.0.1:8123', 'http://127.0.0.1:8123/ping/')
+        >>> Settings(port=0, site_root="https://hc.example.org").resolved().with_bound_port(8123).site_root
+        'https://hc.example.org'
+        """
+        derived = dataclasses.replace(self, site_root="", ping_endpoint="").resolved()
+        return self.replace(
+            port=port,
+            site_root="" if self.site_root == derived.site_root else self.site_root,
+            ping_endpoint="" if self.ping_endpoint == derived.ping_endpoint else self.ping_endpoint,
+        )
+
     def resolved(self) -> Settings:
         """Fill the URLs that default to others."""
         site_root = self.site_root

@@ -143,6 +143,9 @@ class Runtime:
                 f"{settings.keyfile or 'in the same file'}): {exc}"
             ) from None
         await _listen(server)
+        if settings.port == 0:
+            # URLs the API prints (ping_url, badges) name the port the system chose.
+            ctx.settings = settings.with_bound_port(server.port)
         undo.push_async_callback(server.stop, 1.0)
         # The recorder starts flushing only now that the server listens: a start that failed has
         # written nothing, such as a project made for it whose keys were never shown. Nothing below

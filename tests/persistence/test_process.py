@@ -384,3 +384,12 @@ def test_a_restart_waits_for_the_killed_servers_writer_to_finish_its_flush(db: P
         )
     finally:
         second.stop(signal.SIGTERM)
+
+
+def test_with_port_0_the_urls_the_api_prints_name_the_port_bound(db: Path, tmp_path: Path) -> None:
+    server = start(db, tmp_path)  # --port 0, no SITE_ROOT
+    try:
+        created = server.api("POST", "checks/", {"name": "where"})
+        assert created["ping_url"] == f"http://127.0.0.1:{server.port}/ping/{created['uuid']}"
+    finally:
+        server.stop(signal.SIGTERM)
