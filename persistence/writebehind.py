@@ -180,15 +180,14 @@ class _Batch:
                 pieces.append(piece)
                 piece = _Batch()
         pieces.append(piece)
-        pieces = [p for p in pieces if p.rows()] or [piece]
-        weights = [p.rows() for p in pieces]
-        accepted, total = self.accepted, sum(weights)
+        weighed = [(p, rows) for p in pieces if (rows := p.rows())] or [(piece, 0)]
+        accepted, total = self.accepted, sum(rows for _, rows in weighed)
         taken = 0
-        for p, weight in zip(pieces, weights, strict=True):
-            share = len(accepted) - taken if p is pieces[-1] else round(len(accepted) * weight / total)
+        for i, (p, rows) in enumerate(weighed, 1):
+            share = len(accepted) - taken if i == len(weighed) else round(len(accepted) * rows / total)
             p.accepted = accepted[taken : taken + share]
             taken += share
-        return pieces
+        return [p for p, _ in weighed]
 
     def is_depended_on(self) -> bool:
         """Holds what later pieces may need in the store first: deletes, projects, channels."""
@@ -353,13 +352,9 @@ class WriteBehind:
 
     def _accepted(self, batch: _Batch) -> Awaitable[None] | None:
         batch.accepted.append(self._clock())
-        size = len(batch.accepted)
-        if (self.durable or size >= self._flush_batch) and not self._wake.is_set():
+        if (self.durable or len(batch.accepted) >= self._flush_batch) and not self._wake.is_set():
             self._wake.set()
-        nbytes = batch.nbytes
-        for waiting in self._inflight:
-            size += len(waiting.accepted)
-            nbytes += waiting.nbytes
+        size, nbytes = self._backlog()  # `batch` is the pending one, counted there
         # Every caller gets its own shield: one cancelled request must not cancel the shared future
         # that all the others wait on.
         done = asyncio.shield(batch.waiter()) if self.durable else None
