@@ -1,7 +1,7 @@
 """Baseline: a bare `HTTPServerConnectionDelegate` answering "OK", below `web.Application`.
 
-This is the floor for any Tornado server on this machine: HTTP/1.1 parsing and keep-alive, nothing
-else.
+This is the floor for any server built on Tornado's HTTP/1.1 layer on this machine: its parsing and
+keep-alive, nothing else. It answers with the bytes of a ping answer (`baseline_process.answer`).
 
     python -m bench.baseline_delegate --port 8002
 """
@@ -11,9 +11,7 @@ from __future__ import annotations
 from tornado import httputil
 from tornado.httpserver import HTTPServer
 
-from bench.baseline_process import run
-
-_HEADERS = (("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "2"))
+from bench.baseline_process import BODY, PING_HEADERS, run
 
 
 class _OkMessage(httputil.HTTPMessageDelegate):
@@ -35,10 +33,10 @@ class _OkMessage(httputil.HTTPMessageDelegate):
 
     def finish(self) -> None:
         headers = httputil.HTTPHeaders()
-        for name, value in _HEADERS:
+        for name, value in PING_HEADERS:
             headers.add(name, value)
         start = httputil.ResponseStartLine("HTTP/1.1", 200, "OK")
-        self.connection.write_headers(start, headers, None if self.head else b"OK")
+        self.connection.write_headers(start, headers, None if self.head else BODY)
         self.connection.finish()
 
 

@@ -1,5 +1,7 @@
 """Baseline: a bare Tornado `web.Application` whose one handler answers "OK" to any path.
 
+It sends the headers of a ping answer and no others (no Server, Date or Etag), as hcserver does.
+
 python -m bench.baseline_web --port 8001
 """
 
@@ -8,19 +10,29 @@ from __future__ import annotations
 from tornado import web
 from tornado.httpserver import HTTPServer
 
-from bench.baseline_process import run
+from bench.baseline_process import BODY, PING_HEADERS, run
 
 
 class OkHandler(web.RequestHandler):
+    def clear(self) -> None:
+        super().clear()
+        self.clear_header("Server")
+        self.clear_header("Date")
+        for name, value in PING_HEADERS:
+            if name != "Content-Length":
+                self.set_header(name, value)
+
+    def compute_etag(self) -> None:
+        return None
+
     def get(self, _path: str) -> None:
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.write(b"OK")
+        self.write(BODY)
 
     # The ping API answers HEAD/POST/PUT alike; so does the baseline, to compare like with like.
     post = put = get
 
     def head(self, _path: str) -> None:
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("Content-Length", str(len(BODY)))
 
 
 def make_app() -> web.Application:

@@ -29,6 +29,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_PATH = "/api/v3/status/"
 BENCH_CHECK_LIMIT = 10_000_000
 _ALNUM = string.ascii_lowercase + string.digits
+# The baseline servers, bench/baseline_<kind>.py: Tornado's web.Application, its HTTP/1.1 layer
+# under a bare delegate, TCPServer + IOStream with httptools, and an asyncio.Protocol with httptools.
+BASELINES = ("web", "delegate", "iostream", "protocol")
 
 
 class ServerError(RuntimeError):
@@ -137,8 +140,8 @@ class ServerProcess:
 
     @classmethod
     def baseline(cls, kind: str, workdir: Path, *, python: str = sys.executable) -> ServerProcess:
-        """kind: "web" (bench/baseline_web.py) or "delegate" (bench/baseline_delegate.py)."""
-        if kind not in ("web", "delegate"):
+        """kind: one of BASELINES, the module bench/baseline_<kind>.py."""
+        if kind not in BASELINES:
             raise ValueError(f"unknown baseline {kind!r}")
         port = free_port()
         argv = [python, "-m", f"bench.baseline_{kind}", "--host", "127.0.0.1", "--port", str(port)]
