@@ -7,14 +7,22 @@ says so; remove it once the new layer serves).
   records such a ping (and runs such an API call) but never answers it.
 - Chunk extensions (`1a;name=value`) must be ignored, as RFC 9112 7.1.1 requires; today any
   extension gets a 400.
+- On SIGTERM a request in flight must be answered before its connection closes (README: "stop
+  accepting, answer what is in flight"); today its connection is closed unanswered.
 """
 
 from __future__ import annotations
 
+import signal
+import time
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import LiveServer
+from tests.http.test_wire_process import create_check, n_pings, refused
 from tests.http.wire import api, build, chunked, connect
+from tests.persistence.serve_process import API_KEY, start
 
 pytestmark = pytest.mark.xfail(reason="the new HTTP layer fixes these; today's server fails them", strict=False)
 
@@ -68,3 +76,38 @@ def test_chunk_extensions_are_ignored(live, checks):
         )
         assert (r.status, r.body) == (200, b"OK")
     assert live.api("GET", f"checks/{uuid}/pings/1/body").content == b"".join(pieces)
+
+
+def test_sigterm_answers_the_request_in_flight(tmp_path: Path):
+    db = tmp_path / "hc.sqlite3"
+    server = start(db, tmp_path)
+    try:
+        uuid = create_check(server, "in flight")
+        with connect(server.port) as idle, connect(server.port) as busy:
+            assert idle.request(build("GET", f"/ping/{uuid}/start")).status == 200
+            busy.send(build("POST", f"/ping/{uuid}", headers=(("Content-Length", "10"),)) + b"01234")
+            time.sleep(0.2)  # the server has the head and half the body
+            server.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while not refused(server.port):
+                assert time.monotonic() < deadline, "still accepting 5 s after SIGTERM"
+                time.sleep(0.05)
+            busy.send(b"56789")
+            r = busy.read_response()
+            assert (r.status, r.body) == (200, b"OK")
+            assert busy.wait_closed(5) == b""
+            assert idle.wait_closed(5) == b""
+        assert server.proc.wait(timeout=10) == 0, server.log.read_text()
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
+
+    server = start(db, tmp_path)
+    try:
+        assert n_pings(server.port, uuid) == 2
+        with connect(server.port) as c:
+            r = c.request(build("GET", f"/api/v3/checks/{uuid}/pings/2/body", headers=(("X-Api-Key", API_KEY),)))
+            assert r.body == b"0123456789"
+    finally:
+        server.stop()
