@@ -319,6 +319,16 @@ def test_413_for_a_declared_length_comes_before_the_body_then_close(capped):
     assert n_pings(capped, uuid) == 0
 
 
+def test_413_instead_of_100_continue_for_a_declared_length_over_the_cap(capped):
+    uuid = capped.create(name="capped")["uuid"]
+    with connect(capped.server.port) as c:
+        c.send(build("POST", f"/ping/{uuid}", headers=(("Expect", "100-continue"), ("Content-Length", "100001"))))
+        r = c.read_response()
+        assert (r.status, r.body) == (413, b"request body too large")
+        assert c.wait_closed(3) == b""
+    assert n_pings(capped, uuid) == 0
+
+
 def test_413_for_a_chunked_body_growing_past_the_cap_then_close(capped):
     uuid = capped.create(name="capped")["uuid"]
     with connect(capped.server.port) as c:
