@@ -1,4 +1,4 @@
-"""Assemble the server: context, tornado Application, ping dispatcher, HTTP server; start and stop.
+"""Assemble the server: context, tornado Application, the HTTP layer (web/http1.py); start and stop.
 
 server = HcServer(ctx)
 await server.listen()          # binds settings.host/port (port 0 = any free port)
@@ -8,7 +8,6 @@ await server.stop()            # stop accepting, finish what is in flight
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
 import resource
@@ -18,23 +17,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
-from tornado.iostream import IOStream
 from tornado.netutil import bind_sockets
 
 from hcserver.context import Context
 from hcserver.domain.projects import IssuedKeys, issue_keys
 from hcserver.services import add_project
-from hcserver.web.ping import TORNADO_MAX_HEADER_SIZE, Dispatcher
+from hcserver.web.http1 import HttpServer
 from hcserver.web.routes import app_paths, make_app
 
 log = logging.getLogger("hcserver")
-
-# Tornado's own cap on request bodies is lifted: the ping path streams bodies and enforces
-# HC_MAX_REQUEST_BODY itself (to answer 413 instead of dropping the connection), and API
-# requests set HC_MAX_API_BODY per request.
-_UNCAPPED = 2**62
 
 # Descriptors kept back from HC_MAX_CONNECTIONS's default. At rest the server holds about 15 (stdio,
 # the listening sockets, epoll, the SQLite file with its -wal and -shm, the lock file, the writer's
@@ -159,44 +151,28 @@ class Listener(socket.socket):
             IOLoop.current().update_handler(self, IOLoop.READ)
 
 
-class CountingHTTPServer(HTTPServer):
-    """Keeps `counts.open` as tornado opens connections (handle_stream) and ends them (on_close)."""
-
-    counts: ConnectionCounts
-
-    def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
-        super().handle_stream(stream, address)
-        self.counts.open += 1
-
-    def on_close(self, server_conn: object) -> None:
-        super().on_close(server_conn)
-        self.counts.open -= 1
-
-
 class HcServer:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.app = make_app(ctx)
-        self.dispatcher = Dispatcher(ctx, self.app, app_paths())
         settings = ctx.settings
         self.connections = ConnectionCounts(settings.max_connections or default_max_connections())
         # The status handler reads the counts through the Application's settings.
         self.app.settings["connections"] = self.connections
-        ssl_options = None
+        ssl_context = None
         if settings.certfile:
-            ssl_options = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ssl_options.load_cert_chain(settings.certfile, settings.keyfile or None)
-        self.http = CountingHTTPServer(
-            self.dispatcher,
-            ssl_options=ssl_options,
-            idle_connection_timeout=settings.idle_timeout,
-            body_timeout=settings.body_timeout,
-            max_body_size=_UNCAPPED,
-            max_header_size=TORNADO_MAX_HEADER_SIZE,
-            decompress_request=False,
+            ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_context.load_cert_chain(settings.certfile, settings.keyfile or None)
+        self.http = HttpServer(
+            ctx, self.app, app_paths(), ssl_context=ssl_context, accepted=self._opened, released=self._closed
         )
-        self.http.counts = self.connections
         self.sockets: list[socket.socket] = []
+
+    def _opened(self) -> None:
+        self.connections.open += 1
+
+    def _closed(self) -> None:
+        self.connections.open -= 1
 
     async def listen(self) -> list[tuple[str, int]]:
         """Bind and start serving; return the (address, port) pairs bound."""
@@ -213,12 +189,10 @@ class HcServer:
         return int(self.sockets[0].getsockname()[1])
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, then close connections once their current request is answered."""
-        self.http.stop()
-        try:
-            await asyncio.wait_for(self.http.close_all_connections(), timeout)
-        except TimeoutError:
-            log.warning("some connections were still open after %.0f s; closing them", timeout)
+        """Stop accepting; close idle connections; answer the requests in flight, then close."""
+        await self.http.stop(timeout)
+        for sock in self.sockets:
+            sock.close()
 
 
 def ensure_project(ctx: Context) -> IssuedKeys | None:

@@ -1,32 +1,24 @@
-"""The Pinging API: the hot path.
+"""The Pinging API: what a ping request means, apart from HTTP.
 
-Why not a RequestHandler: a ping does one dict lookup and a few attribute writes, so the
-per-request machinery of tornado.web (HTTPServerRequest, handler instance, argument parsing,
-header normalisation, Date/Server/Etag logic) would be most of its cost. `Dispatcher` receives
-every request; the paths of the route table (web/routes.py: /api/, /badge/, /) are handed to the
-tornado.web Application, and the rest get a `PingDelegate` that talks to the HTTP connection directly.
+`Pinger.answer` takes what the HTTP layer (web/http1.py) parsed out of a request (method, target,
+the few headers a ping reads, the peer, the body) and returns the answer's status and text, and
+what to wait for before answering in durable mode. It parses the URL, believes forwarded headers
+only from trusted proxies, and calls the `record_ping` use case; the HTTP layer only parses and
+answers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import re
 from collections.abc import Awaitable, Iterable
-from http.client import responses
 from urllib.parse import parse_qs, unquote
-
-from tornado import httputil
-from tornado.httputil import HTTPHeaders, ResponseStartLine
-from tornado.web import Application
 
 from hcserver.context import Context
 from hcserver.domain.errors import DomainError, Invalid, NotFound
 from hcserver.domain.pings import FAIL, LOG, START, SUCCESS, PingRequest
 from hcserver.services import PingRoute, record_ping
-from hcserver.web.routes import AppPaths
-from hcserver.web.tornado_internals import copy_headers, copy_headers_works, peer
 
 log = logging.getLogger("hcserver.ping")
 
@@ -37,11 +29,6 @@ _ABSOLUTE = re.compile(r"(?i:https?)://[^/?#]*")
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+\Z")
 _ACTIONS = {"": SUCCESS, "start": START, "fail": FAIL, "log": LOG}
 PING_METHODS = frozenset({"GET", "HEAD", "POST", "PUT"})
-# Our limits, answered 414 / 431. Tornado's own (TORNADO_MAX_HEADER_SIZE) is higher: past it tornado
-# drops the connection without a word, so it only stops what no client would send.
-MAX_TARGET = 8 * 1024
-MAX_HEADERS = 64 * 1024
-TORNADO_MAX_HEADER_SIZE = 1024 * 1024
 
 
 def parse_ping_path(path: str) -> PingRoute | None:
@@ -182,259 +169,60 @@ def forwarded_scheme(forwarded: str, real: str) -> str:
     return last if last in ("http", "https") else real
 
 
-class Answers:
-    """Ping answers, their headers built once per (code, text) and copied per request.
+class Pinger:
+    """Answers ping requests: (status, text, waiter) for what a request asked."""
 
-    Building an HTTPHeaders normalises and validates each name and value; with the five headers a
-    ping answer carries that was a visible share of a ping's cost (see `copy_headers`).
-    """
-
-    def __init__(self, ping_body_limit: int) -> None:
-        self.limit = ping_body_limit
-        self._cache: dict[tuple[int, str], tuple[HTTPHeaders, bytes]] = {}
-        self._fast = copy_headers_works()
-
-    def get(self, code: int, text: str) -> tuple[HTTPHeaders, bytes]:
-        prepared = self._cache.get((code, text))
-        if prepared is None:
-            prepared = self._cache[(code, text)] = self._build(code, text)
-        template, body = prepared
-        return (copy_headers(template) if self._fast else HTTPHeaders(template)), body
-
-    def _build(self, code: int, text: str) -> tuple[HTTPHeaders, bytes]:
-        body = text.encode()
-        headers = HTTPHeaders()
-        headers["Content-Type"] = "text/plain; charset=utf-8"
-        headers["Access-Control-Allow-Origin"] = "*"
-        headers["Cache-Control"] = "no-cache"
-        if self.limit:
-            headers["Ping-Body-Limit"] = str(self.limit)
-        if code == 204:
-            headers["Access-Control-Allow-Methods"] = "HEAD, GET, POST, PUT, OPTIONS"
-            headers["Access-Control-Allow-Headers"] = "*"
-            headers["Access-Control-Max-Age"] = "600"
-            return headers, b""
-        headers["Content-Length"] = str(len(body))
-        if code in (413, 414, 431):
-            # Refused before or while reading: close rather than read a body we will not use.
-            headers["Connection"] = "close"
-        return headers, body
-
-
-class Dispatcher(httputil.HTTPServerConnectionDelegate):
-    """The HTTP server's delegate: a PingDelegate per request (which hands non-ping paths on)."""
-
-    def __init__(self, ctx: Context, app: Application, app_paths: AppPaths) -> None:
+    def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.app = app
-        self.app_paths = app_paths
-        self.answers = Answers(ctx.settings.ping_body_limit)
         self.proxies = TrustedProxies(ctx.settings.trusted_proxies)
 
-    def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
-        return PingDelegate(self, server_conn, request_conn)
-
-    def on_close(self, server_conn: object) -> None:
-        pass
-
-
-class PingDelegate(httputil.HTTPMessageDelegate):
-    __slots__ = (
-        "app_delegate",
-        "conn",
-        "dispatcher",
-        "done",
-        "forwarded_for",
-        "forwarded_proto",
-        "kept",
-        "method",
-        "parts",
-        "path",
-        "received",
-        "server_conn",
-        "ua",
-    )
-
-    def __init__(self, dispatcher: Dispatcher, server_conn: object, conn: httputil.HTTPConnection) -> None:
-        self.dispatcher = dispatcher
-        self.server_conn = server_conn
-        self.conn = conn
-        self.app_delegate: httputil.HTTPMessageDelegate | None = None
-        self.parts: list[bytes] = []
-        self.kept = 0
-        self.received = 0
-        self.done = False
-        self.method = "GET"
-        self.path = "/"
-        self.ua = ""
-        self.forwarded_for = ""
-        self.forwarded_proto = ""
-
-    # -- HTTPMessageDelegate ----------------------------------------------------------------------
-
-    def headers_received(
+    def answer(
         self,
-        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
-        headers: HTTPHeaders,
-    ) -> Awaitable[None] | None:
-        assert isinstance(start_line, httputil.RequestStartLine)
-        path = start_line.path
-        self.method = start_line.method
-        if len(path) > MAX_TARGET:
-            self.reply(414, "uri too long")
-            return None
-        if path[:1] != "/":
-            path = origin_form(path)
-            start_line = httputil.RequestStartLine(start_line.method, path, start_line.version)
-        self.path = path
-        # One pass over the headers: their size, and the few a ping reads. (HTTPHeaders.get of a
-        # missing name raises and catches a KeyError inside: four of those cost more than this loop.)
-        size = 0
-        length = ""
-        for name, value in headers.get_all():
-            size += len(name) + len(value) + 4
-            if name == "User-Agent":
-                self.ua = value
-            elif name == "Content-Length":
-                length = value
-            elif name == "X-Forwarded-For":  # repeated lines form one list
-                self.forwarded_for = f"{self.forwarded_for}, {value}" if self.forwarded_for else value
-            elif name == "X-Forwarded-Proto":
-                self.forwarded_proto = value  # the last line: the nearest proxy's
-        if size > MAX_HEADERS:
-            self.reply(431, "request headers too large")
-            return None
-        app_paths = self.dispatcher.app_paths
-        if path in app_paths.exact or path.startswith(app_paths.prefixes):
-            return self._hand_to_app(start_line, headers, length)
-        if length.isdigit() and int(length) > self.dispatcher.ctx.settings.max_request_body:
-            self.reply(413, "request body too large")
-        return None
+        method: str,
+        target: str,
+        remote_addr: str,
+        scheme: str,
+        ua: str = "",
+        forwarded_for: str = "",
+        forwarded_proto: str = "",
+        body: bytes | None = None,
+    ) -> tuple[int, str, Awaitable[None] | None]:
+        """The answer to a ping request whose body has been read (the first PING_BODY_LIMIT bytes).
 
-    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
-        if self.app_delegate is not None:
-            # Counted here, not by tornado (whose cap answers a chunked body a bare 400).
-            self.received += len(chunk)
-            if self.received > self.dispatcher.ctx.settings.max_api_body:
-                self.app_delegate = None
-                self._api_body_too_large()
-                return None
-            return self.app_delegate.data_received(chunk)
-        if self.done:
-            return None
-        settings = self.dispatcher.ctx.settings
-        self.received += len(chunk)
-        room = settings.ping_body_limit - self.kept
-        if room > 0:
-            piece = chunk if len(chunk) <= room else chunk[:room]
-            self.parts.append(piece)
-            self.kept += len(piece)
-        if self.received > settings.max_request_body:
-            self.reply(413, "request body too large")
-        return None
-
-    def finish(self) -> None:
-        if self.app_delegate is not None:
-            self.app_delegate.finish()
-            return
-        if self.done:
-            return
-        try:
-            self.handle()
-        except DomainError as e:
-            self.reply(e.status, e.message)
-        except Exception:
-            log.exception("ping %s %s failed", self.method, self.path[:200])
-            self.reply(500, "internal error")
-
-    def on_connection_close(self) -> None:
-        if self.app_delegate is not None:
-            self.app_delegate.on_connection_close()
-
-    # -- the ping ---------------------------------------------------------------------------------
-
-    def handle(self) -> None:
-        method = self.method
+        With a waiter, the ping is recorded once it is done (durable mode, or a backlog at its
+        limit): answer then, or 503 if it fails.
+        """
         if method == "OPTIONS":
-            self.reply(204, "")
-            return
+            return 204, "", None
         if method not in PING_METHODS:
-            self.reply(405, "method not allowed")
-            return
-        path, _, query = self.path.partition("?")
-        route = parse_ping_path(path)
-        if route is None:
-            raise NotFound()
-        rid, route.create = parse_query(query)
-        ua = self.ua
-        remote_addr, scheme = peer(self.conn)
-        if self.forwarded_for or self.forwarded_proto:
-            proxies = self.dispatcher.proxies
-            if proxies.trusts(remote_addr):
-                remote_addr = proxies.client(self.forwarded_for, remote_addr)
-                scheme = forwarded_scheme(self.forwarded_proto, scheme)
-        request = PingRequest(
-            action=route.action,
-            method=method,
-            scheme=scheme,
-            remote_addr=remote_addr,
-            ua=ua[:200] if len(ua) > 200 else ua,
-            body=b"".join(self.parts) if self.parts else None,
-            rid=rid,
-            exitstatus=route.exitstatus,
-        )
-        created, waiter = record_ping(self.dispatcher.ctx, route, request)
-        code, text = (201, "Created") if created else (200, "OK")
-        if waiter is None:
-            self.reply(code, text)
-        else:
-            self.done = True  # nothing more to read for this request; answer when recorded
-            _answer_after(waiter, self, code, text)
-
-    def reply(self, code: int, text: str) -> None:
-        self.done = True
-        headers, body = self.dispatcher.answers.get(code, text)
-        self.conn.write_headers(
-            ResponseStartLine("HTTP/1.1", code, responses.get(code, "Unknown")),
-            headers,
-            None if self.method == "HEAD" or not body else body,
-        )
-        self.conn.finish()
-
-    def _hand_to_app(
-        self, start_line: httputil.RequestStartLine, headers: HTTPHeaders, length: str
-    ) -> Awaitable[None] | None:
-        if length.isdigit() and int(length) > self.dispatcher.ctx.settings.max_api_body:
-            self._api_body_too_large()
-            return None
-        # A chunked body is counted as it arrives (data_received); tornado's own cap stays lifted.
-        request = httputil.HTTPServerRequest(
-            connection=self.conn, server_connection=self.server_conn, start_line=start_line, headers=headers
-        )
-        self.app_delegate = self.dispatcher.app.find_handler(request)
-        return self.app_delegate.headers_received(start_line, headers)
-
-    def _api_body_too_large(self) -> None:
-        """413 for a Management API body over HC_MAX_API_BODY, then close: the rest goes unread."""
-        self.done = True
-        body = b'{"error": "request body too large"}'
-        self.conn.write_headers(
-            ResponseStartLine("HTTP/1.1", 413, "Request Entity Too Large"),
-            HTTPHeaders({"Content-Type": "application/json", "Content-Length": str(len(body)),
-                         "Access-Control-Allow-Origin": "*", "Connection": "close"}),
-            body,
-        )  # fmt: skip
-        self.conn.finish()
-
-
-def _answer_after(waiter: Awaitable[None], delegate: PingDelegate, code: int, text: str) -> None:
-    future = asyncio.ensure_future(waiter)
-
-    def done(f: asyncio.Future[None]) -> None:
-        if f.cancelled() or f.exception() is not None:
-            log.error("recording a ping failed: %r", None if f.cancelled() else f.exception())
-            delegate.reply(503, "could not record the ping")
-        else:
-            delegate.reply(code, text)
-
-    future.add_done_callback(done)
+            return 405, "method not allowed", None
+        try:
+            path, _, query = target.partition("?")
+            route = parse_ping_path(path)
+            if route is None:
+                raise NotFound()
+            rid, route.create = parse_query(query)
+            if forwarded_for or forwarded_proto:
+                proxies = self.proxies
+                if proxies.trusts(remote_addr):
+                    remote_addr = proxies.client(forwarded_for, remote_addr)
+                    scheme = forwarded_scheme(forwarded_proto, scheme)
+            request = PingRequest(
+                action=route.action,
+                method=method,
+                scheme=scheme,
+                remote_addr=remote_addr,
+                ua=ua[:200] if len(ua) > 200 else ua,
+                body=body,
+                rid=rid,
+                exitstatus=route.exitstatus,
+            )
+            created, waiter = record_ping(self.ctx, route, request)
+        except DomainError as e:
+            return e.status, e.message, None
+        except Exception:
+            log.exception("ping %s %s failed", method, target[:200])
+            return 500, "internal error", None
+        if created:
+            return 201, "Created", waiter
+        return 200, "OK", waiter
