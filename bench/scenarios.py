@@ -36,7 +36,7 @@ from bench.api import (
 )
 from bench.machine import describe_machine
 from bench.model import Correctness, Row, ScenarioRun, SuiteResult, Target
-from bench.server import Keys, ServerProcess
+from bench.server import BASELINES, Keys, ServerProcess
 from bench.wrk import LoadSpec, WrkResult, run_wrk
 
 
@@ -243,6 +243,93 @@ class StatusPoller:
         return predicate(self.samples[-1][1])
 
 
+class CpuMeter:
+    """CPU used by an hcserver process and by its children (the SQLite writer) over a load:
+    `with CpuMeter(server) as m: ...`, then m.server_s, m.writer_s, m.wall_s."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+        self.server_s: float | None = None
+        self.writer_s: float | None = None
+        self.writers: list[int] = []
+        self.wall_s = 0.0
+        self._server0: float | None = None
+        self._children0: dict[int, float] = {}
+        self._t0 = 0.0
+
+    def __enter__(self) -> CpuMeter:
+        self._children0 = self.server.children_cpu_s()
+        self._server0 = self.server.cpu_s()
+        self._t0 = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall_s = time.monotonic() - self._t0
+        server1 = self.server.cpu_s()
+        children1 = self.server.children_cpu_s()
+        if self._server0 is not None and server1 is not None:
+            self.server_s = server1 - self._server0
+        if children1:
+            # A child started during the load counts from zero.
+            self.writers = sorted(children1)
+            self.writer_s = sum(t - self._children0.get(pid, 0.0) for pid, t in children1.items())
+
+
+# Verbose status fields about flushes or the event loop, reported as the server gives them.
+def _flush_fields(samples: Sequence[tuple[float, dict[str, Any]]]) -> str:
+    if not samples:
+        return "verbose status n/a"
+    first, last = samples[0][1], samples[-1][1]
+    parts = [
+        f"{key} {value}"
+        for key, value in last.items()
+        if ("flush" in key or "loop" in key) and isinstance(value, int | float) and key != "flushes"
+    ]
+    f0, f1 = first.get("flushes"), last.get("flushes")
+    if isinstance(f0, int) and isinstance(f1, int):
+        parts.insert(0, f"{f1 - f0:,} flushes seen")
+    return ", ".join(parts)
+
+
+def _add_cpu_rows(
+    s: Suite,
+    scenario: str,
+    case: str,
+    server_label: str,
+    meter: CpuMeter,
+    pings: int,
+    samples: Sequence[tuple[float, dict[str, Any]]],
+) -> None:
+    """Rows: the writer process's CPU (share of one core, per 1,000 pings) and the server's CPU per ping."""
+    if meter.writer_s is None or meter.wall_s <= 0:
+        s.add(Row(scenario, f"writer process CPU, {case}", server_label, note="no child process found"))
+    else:
+        per_k = meter.writer_s / pings * 1000 * 1000 if pings else None
+        s.add(
+            Row(
+                scenario,
+                f"writer process CPU, {case}",
+                server_label,
+                value=100 * meter.writer_s / meter.wall_s,
+                unit="% of a core",
+                note=(f"{per_k:.1f} ms CPU per 1,000 pings; " if per_k is not None else "")
+                + f"pid {', '.join(map(str, meter.writers))}; {_flush_fields(samples)}",
+            )
+        )
+    per_ping = meter.server_s / pings * 1e6 if meter.server_s is not None and pings else None
+    share = f"{100 * meter.server_s / meter.wall_s:.0f}% of a core" if meter.server_s and meter.wall_s > 0 else ""
+    s.add(
+        Row(
+            scenario,
+            f"server CPU per ping, {case}",
+            server_label,
+            value=per_ping,
+            unit="us",
+            note=", ".join(filter(None, [share, f"{pings:,} pings in {meter.wall_s:.1f} s"])),
+        )
+    )
+
+
 def _num(status: dict[str, Any], key: str) -> float | None:
     value = status.get(key)
     return float(value) if isinstance(value, int | float) else None
@@ -351,6 +438,10 @@ class Suite:
         self.targets: dict[str, HcTarget] = {}
         self.baselines: dict[str, ServerProcess] = {}
         self.peak_rps: float | None = None
+        # The bare delegate's uuid pings/s at c=50 from the baselines scenario of this run.
+        self.delegate_rps: float | None = None
+        # Targets stopped once the current scenario's correctness check has read them.
+        self._retire: set[str] = set()
         self._touched: set[str] = set()
         self._runs = 0
         self._scenario = ""
@@ -362,19 +453,23 @@ class Suite:
             "small": self.config.small_checks,
             "durable": self.config.small_checks,
             "backlog": self.config.small_checks,
+            "held": self.config.small_checks,
             "mid": self.config.mid_checks,
             "large": self.config.large_checks,
         }
         return sizes[label]
 
     def target(self, label: str) -> HcTarget:
-        """The hcserver called `label` (small, durable, mid, large), started with its checks on first use."""
+        """The hcserver called `label` (small, durable, backlog, held, mid, large), started with its
+        checks on first use."""
         self._touched.add(label)
         if label not in self.targets:
             n = self._checks_for(label)
             env = {}
             if label == "backlog":
                 env = {"HC_FLUSH_BATCH": str(self.config.backlog_pings), "HC_FLUSH_INTERVAL_MS": "60000"}
+            elif label == "held":
+                env = HELD_ENV
             target = HcTarget(
                 label, self.workdir, self.keys, durable=label == "durable", python=self.python, extra_env=env
             )
@@ -411,6 +506,21 @@ class Suite:
         self.targets.clear()
         self.baselines.clear()
 
+    def retire(self, label: str) -> None:
+        """Stop the target `label` after this scenario's correctness check, so that it does not run
+        (or flush what it holds) during the scenarios that follow."""
+        self._retire.add(label)
+
+    def _close_retired(self) -> None:
+        for label in sorted(self._retire):
+            target = self.targets.pop(label, None)
+            if target is None:
+                continue
+            code = target.close()
+            if code not in (0, None):
+                self.result.notes.append(f"hcserver ({label}) exited with {code} on SIGTERM (expected 0)")
+        self._retire.clear()
+
     def time_left(self) -> float:
         return self.config.budget_s - (time.monotonic() - self.started)
 
@@ -435,7 +545,11 @@ class Suite:
         def stop() -> bool:
             return not server.alive() or (should_stop is not None and should_stop())
 
+        cpu0 = server.cpu_s()
         result = run_wrk(server.url, spec, sync_dir, should_stop=stop)
+        cpu1 = server.cpu_s()
+        if cpu0 is not None and cpu1 is not None:
+            result.server_cpu_s = cpu1 - cpu0
         if target is not None and spec.mode != "create":
             target.expected += result.ok
         if not server.alive():
@@ -482,6 +596,10 @@ class Suite:
                 self._check_correctness(name)
             except Exception as exc:
                 error = error or f"correctness check failed: {type(exc).__name__}: {exc}"
+            try:
+                self._close_retired()
+            except Exception as exc:
+                self.result.notes.append(f"stopping a server after {name} failed: {exc}")
             seconds = time.monotonic() - started
             self.result.scenarios.append(ScenarioRun(name, seconds, error))
             self._drop_dead_targets()
@@ -519,90 +637,203 @@ class Suite:
 # -- scenarios -------------------------------------------------------------------------------------
 
 
+def _cpu_note(rows: Sequence[WrkResult]) -> str:
+    """The server's CPU per answer and wrk's share of a core, medians over runs: wrk near
+    `threads` x 100% means the client, not the server, set the pace."""
+    per_answer = [u for r in rows if (u := r.server_us_per_answer) is not None]
+    wrk_share = [c for r in rows if (c := r.cpu_share) is not None]
+    parts = []
+    if per_answer:
+        parts.append(f"server {statistics.median(per_answer):.1f} us CPU/answer")
+    if wrk_share:
+        parts.append(f"wrk {statistics.median(wrk_share):.0%} of a core")
+    return ", ".join(parts)
+
+
 def scenario_baselines(s: Suite) -> None:
     cfg = s.config
     ours = s.target("small")
-    servers: list[tuple[str, ServerProcess, HcTarget | None]] = [
-        ("hcserver", ours.server, ours),
-        ("baseline-web", s.baseline("web"), None),
-        ("baseline-delegate", s.baseline("delegate"), None),
-    ]
+    servers: list[tuple[str, ServerProcess, HcTarget | None]] = [("hcserver", ours.server, ours)]
+    servers += [(f"baseline-{kind}", s.baseline(kind), None) for kind in BASELINES]
     paths = ours.paths("uuid")
     for _, server, target in servers:
         s.load(server, s.spec(paths=paths, duration_s=cfg.warmup_s), target)
     rounds: dict[str, list[Row]] = {name: [] for name, _, _ in servers}
-    # A B C, A B C, ...: drift on a shared machine hits every server alike.
+    results: dict[str, list[WrkResult]] = {name: [] for name, _, _ in servers}
+    # A B C D E, A B C D E, ...: drift on a shared machine hits every server alike.
     for r in range(cfg.rounds):
         for name, server, target in servers:
             result = s.load(server, s.spec(paths=paths, duration_s=cfg.duration_s), target)
+            results[name].append(result)
             rounds[name].append(s.add(row_from(result, "baselines", f"uuid success, round {r + 1}", name, detail=True)))
+    how = f"median of {cfg.rounds} interleaved rounds"
     summary = {
-        name: _median_row(
-            rows, f"uuid success, {cfg.small_checks:,} checks", f"median of {cfg.rounds} interleaved rounds"
-        )
-        for name, rows in rounds.items()
+        name: _median_row(rows, f"uuid success, {cfg.small_checks:,} checks", how) for name, rows in rounds.items()
     }
-    ours_rps = summary["hcserver"].rps
-    web_rps, delegate_rps = summary["baseline-web"].rps, summary["baseline-delegate"].rps
-    vs_web, vs_delegate = _ratio(ours_rps, web_rps), _ratio(ours_rps, delegate_rps)
-    summary["hcserver"].note = "; ".join(
-        filter(None, [summary["hcserver"].note, f"{vs_delegate or 0:.2f}x delegate, {vs_web or 0:.2f}x web"])
-    )
-    for row in summary.values():
+    for name, rows in rounds.items():
+        for row, result in zip(rows, results[name], strict=True):
+            row.note = "; ".join(filter(None, [row.note, _cpu_note([result])]))
+    for name, row in summary.items():
+        row.note = "; ".join(filter(None, [row.note, _cpu_note(results[name])]))
         s.add(row)
+    ours_rps = summary["hcserver"].rps
+    s.delegate_rps = summary["baseline-delegate"].rps
     s.peak_rps = max(r.rps or 0.0 for r in rounds["hcserver"])
-    s.add_target(Target("uuid ping throughput / bare delegate", vs_delegate, ">=", 0.9, "x"))
+    ceilings = {"iostream", "protocol"}
+    for kind in BASELINES:
+        what = " (a ceiling: httptools, no Tornado HTTP layer)" if kind in ceilings else ""
+        s.add(
+            Row(
+                "baselines",
+                f"uuid pings/s, hcserver / baseline-{kind}{what}",
+                "hcserver",
+                value=_ratio(ours_rps, summary[f"baseline-{kind}"].rps),
+                unit="x",
+                note=how,
+            )
+        )
+    s.add_target(
+        Target(
+            f"uuid pings/s at c={cfg.connections}, {cfg.small_checks:,} checks / bare delegate",
+            _ratio(ours_rps, s.delegate_rps),
+            ">=",
+            3.0,
+            "x",
+            note=f"stretch goal 5x; {how}",
+        )
+    )
 
 
-def _throughput(s: Suite, label: str, scenario: str) -> None:
+def _throughput(s: Suite, label: str, scenario: str, against_delegate: Sequence[str] = ()) -> None:
+    """The kinds of ping at c=50 on the target `label`. For the cases in `against_delegate`, the bare
+    delegate gets the same requests (paths, method, body) in a run right before ours, and the target
+    is the ratio of the two."""
+    cfg = s.config
     target = s.target(label)
     n = len(target.checks)
-    s.load(target.server, s.spec(paths=target.paths("uuid"), duration_s=s.config.warmup_s), target)
+    s.load(target.server, s.spec(paths=target.paths("uuid"), duration_s=cfg.warmup_s), target)
+    delegate = s.baseline("delegate") if against_delegate else None
+    if delegate is not None:
+        s.load(delegate, s.spec(paths=target.paths("uuid"), duration_s=cfg.warmup_s))
     for case, (mode, kind) in PING_CASES.items():
-        spec = s.spec(mode=mode, paths=target.paths(kind), duration_s=s.config.duration_s)
+        spec = s.spec(mode=mode, paths=target.paths(kind), duration_s=cfg.duration_s)
+        bare: WrkResult | None = None
+        if delegate is not None and case in against_delegate:
+            bare = s.load(delegate, spec)
+            s.add(row_from(bare, scenario, f"{case}, same requests", "baseline-delegate", note=_cpu_note([bare])))
         result = s.load(target.server, spec, target)
-        s.add(row_from(result, scenario, f"{case}, {n:,} checks", target.server_label))
+        s.add(row_from(result, scenario, f"{case}, {n:,} checks", target.server_label, note=_cpu_note([result])))
         if case == "uuid success" and label == "small":
             s.peak_rps = max(s.peak_rps or 0.0, result.rps)
+        if bare is not None:
+            s.add_target(
+                Target(
+                    f"{case} pings/s at c={cfg.connections} / bare delegate",
+                    _ratio(result.rps, bare.rps),
+                    ">=",
+                    2.5,
+                    "x",
+                    note="the delegate given the same requests in the run just before",
+                )
+            )
 
 
 def scenario_throughput(s: Suite) -> None:
-    _throughput(s, "small", "throughput")
+    _throughput(s, "small", "throughput", against_delegate=("slug success", "POST 1 KB body"))
 
 
 def scenario_throughput_large(s: Suite) -> None:
     _throughput(s, "large", "throughput-100k")
 
 
+# The hcserver whose writer holds everything back for the whole latency scenario: one flush tick
+# every 20 s, no flush by count, no backpressure.
+HELD_ENV = {"HC_FLUSH_INTERVAL_MS": "20000", "HC_FLUSH_BATCH": "10000000", "HC_MAX_PENDING": "100000000"}
+
+
+def _flushes(s: Suite, target: HcTarget) -> int | None:
+    status = flush_status(target.server, s.keys)
+    value = status.get("flushes") if status is not None else None
+    return value if isinstance(value, int) else None
+
+
+def _held_run(s: Suite, held: HcTarget, spec: LoadSpec) -> tuple[WrkResult, str]:
+    """A run on the held-off server during which nothing flushed. Its one flush tick every 20 s may
+    fall in a run; then the run is done again at once, 20 s clear of the next tick."""
+    note = ""
+    for _ in range(2):
+        before = _flushes(s, held)
+        result = s.load(held.server, spec, held)
+        after = _flushes(s, held)
+        if before is None or after is None:
+            return result, "flush count n/a"
+        if after == before:
+            return result, note
+        note = "a flush tick fell in the first try; run again"
+    return result, "a flush fell in the run"
+
+
 def scenario_latency(s: Suite) -> None:
     cfg = s.config
     ours = s.target("small")
+    held = s.target("held")
     delegate = s.baseline("delegate")
     paths = ours.paths("uuid")
-    servers: list[tuple[str, ServerProcess, HcTarget | None]] = [
-        ("hcserver", ours.server, ours),
-        ("baseline-delegate", delegate, None),
-    ]
-    closed: dict[str, list[Row]] = {name: [] for name, _, _ in servers}
+    names = ("hcserver", "hcserver, flushing held off", "baseline-delegate")
+    closed: dict[str, list[Row]] = {name: [] for name in names}
+    spec = s.spec(paths=paths, connections=1, duration_s=cfg.latency_s)
+    held_spec = replace(spec, paths=held.paths("uuid"))
+    s.load(held.server, replace(held_spec, duration_s=cfg.warmup_s), held)
+    added: list[float] = []
     for r in range(cfg.latency_rounds):
-        for name, server, target in servers:
-            result = s.load(server, s.spec(paths=paths, connections=1, duration_s=cfg.latency_s), target)
-            closed[name].append(s.add(row_from(result, "latency", f"c=1, round {r + 1}", name, detail=True)))
+        case = f"c=1, round {r + 1}"
+        result = s.load(ours.server, spec, ours)
+        closed[names[0]].append(s.add(row_from(result, "latency", case, names[0], detail=True)))
+        result, note = _held_run(s, held, held_spec)
+        closed[names[1]].append(
+            s.add(row_from(result, "latency", case, names[1], note="; ".join(filter(None, [note])), detail=True))
+        )
+        result = s.load(delegate, spec)
+        closed[names[2]].append(s.add(row_from(result, "latency", case, names[2], detail=True)))
+        on, off = closed[names[0]][-1].p99_ms, closed[names[1]][-1].p99_ms
+        if on is not None and off is not None:
+            added.append(on - off)
+    held_how = ", ".join(f"{k}={v}" for k, v in HELD_ENV.items())
     c1 = {
-        name: s.add(_median_row(rows, "c=1 (closed loop)", f"median of {cfg.latency_rounds} rounds"))
+        name: s.add(
+            _median_row(
+                rows,
+                f"c=1 (closed loop), {cfg.small_checks:,} checks",
+                f"median of {cfg.latency_rounds} interleaved rounds" + (f"; {held_how}" if name == names[1] else ""),
+            )
+        )
         for name, rows in closed.items()
     }
     s.add_target(
         Target(
-            "p99 at c=1 / bare delegate p99",
+            "p99 at c=1, flushing on / bare delegate p99",
             _ratio(c1["hcserver"].p99_ms, c1["baseline-delegate"].p99_ms),
             "<=",
-            1.5,
+            1.0,
             "x",
+            note=f"medians of {cfg.latency_rounds} interleaved rounds",
         )
     )
+    s.add_target(
+        Target(
+            "p99 at c=1 added by flushing (vs writer held off)",
+            statistics.median(added) if added else None,
+            "<=",
+            0.2,
+            "ms",
+            note="median over rounds, each vs the held-off run right after it: "
+            + ", ".join(f"{a:+.2f}" for a in added),
+        )
+    )
+    # Its writer holds every ping of the scenario; stopped now, it does not flush them during the next.
+    s.retire("held")
     rate = s.ensure_peak() / 2
-    for name, server, target in servers:
+    for name, server, target in (("hcserver", ours.server, ours), ("baseline-delegate", delegate, None)):
         spec = s.spec(paths=paths, connections=cfg.paced_connections, duration_s=cfg.latency_s, rate=rate)
         result = s.load(server, spec, target)
         s.add(
@@ -757,17 +988,20 @@ def scenario_durability(s: Suite) -> None:
     cfg = s.config
     write_behind = s.target("small")
     durable = s.target("durable")
-    with StatusPoller(write_behind.server, s.keys, interval_s=0.02) as poller:
+    with StatusPoller(write_behind.server, s.keys, interval_s=0.02) as poller, CpuMeter(write_behind.server) as wb_cpu:
         wb = s.load(
             write_behind.server, s.spec(paths=write_behind.paths("uuid"), duration_s=cfg.duration_s), write_behind
         )
     s.load(durable.server, s.spec(paths=durable.paths("uuid"), duration_s=cfg.warmup_s), durable)
-    du = s.load(durable.server, s.spec(paths=durable.paths("uuid"), duration_s=cfg.duration_s), durable)
+    with StatusPoller(durable.server, s.keys, interval_s=0.25) as du_poller, CpuMeter(durable.server) as du_cpu:
+        du = s.load(durable.server, s.spec(paths=durable.paths("uuid"), duration_s=cfg.duration_s), durable)
     case = f"uuid success, {cfg.small_checks:,} checks"
     s.add(row_from(wb, "durability", case, "hcserver"))
     s.add(
         row_from(du, "durability", case, "hcserver --durable", note=f"{_ratio(du.rps, wb.rps) or 0:.2f}x write-behind")
     )
+    _add_cpu_rows(s, "durability", f"c={cfg.connections}", "hcserver", wb_cpu, wb.ok, poller.samples)
+    _add_cpu_rows(s, "durability", f"c={cfg.connections}", "hcserver --durable", du_cpu, du.ok, du_poller.samples)
     lag = persistence_lag(poller.samples)
     if lag is None:
         s.add(
@@ -918,9 +1152,10 @@ def scenario_recovery(s: Suite) -> None:
         if missing > 0:
             allowed = max(3.0, s.time_left() - cfg.reserve_s)
             spec = s.spec(paths=target.paths("uuid"), budget=missing, duration_s=allowed, max_seconds=allowed + 30.0)
-            with StatusPoller(target.server, s.keys, interval_s=_FILL_POLL_S) as poller:
+            with StatusPoller(target.server, s.keys, interval_s=_FILL_POLL_S) as poller, CpuMeter(target.server) as cpu:
                 fill = s.load(target.server, spec, target)
             s.add(row_from(fill, "recovery", f"store pings, {n:,} checks", "hcserver"))
+            _add_cpu_rows(s, "recovery", f"full-speed fill, {n:,} checks", "hcserver", cpu, fill.ok, poller.samples)
             _add_loss_window(s, poller.samples, n, label)
         stored = target.expected
         code, stop_s, ready_s = target.restart()
@@ -981,6 +1216,16 @@ def _add_loss_window(s: Suite, samples: Sequence[tuple[float, dict[str, Any]]], 
         )
     )
     if label == "large":
+        s.add_target(
+            Target(
+                "commit lag p99 at full speed, 100k checks",
+                lag[1],
+                "<=",
+                500.0,
+                "ms",
+                note=lag[2] + ("" if n >= 100_000 else f"; measured at {n:,} checks"),
+            )
+        )
         s.add_target(
             Target(
                 "loss window at full speed, 100k checks",

@@ -38,6 +38,42 @@ class ServerError(RuntimeError):
     """The server did not start, died, or did not stop as asked; the message ends with its log tail."""
 
 
+def cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) a process has used, from /proc/<pid>/stat; None when
+    /proc or the process is gone. Children's time is not in it."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+    fields = text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The pids of a process's children, from /proc/<pid>/task/*/children (any thread may be the
+    parent), else by scanning /proc for that parent pid."""
+    found: set[int] = set()
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                found.update(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                continue
+    except OSError:
+        return []
+    if found:
+        return sorted(found)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.add(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return sorted(found)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -230,6 +266,16 @@ class ServerProcess:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         return None
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds this server process has used (its own threads, not its children)."""
+        return cpu_s(self.pid) if self.alive() else None
+
+    def children_cpu_s(self) -> dict[int, float]:
+        """CPU seconds of each child process (hcserver's SQLite writer) by pid."""
+        if not self.alive():
+            return {}
+        return {pid: t for pid in children(self.pid) if (t := cpu_s(pid)) is not None}
 
     def _tail(self, lines: int = 30) -> str:
         try:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.server import cpu_s
+
 LUA_SCRIPT = Path(__file__).with_name("lua") / "load.lua"
 
 # Upper bound on the rate any run could reach here; turns a duration into a request budget.
@@ -90,6 +92,22 @@ class WrkResult:
     latency_exact: bool
     created: list[tuple[str, str]] = field(default_factory=list)
     output: str = ""
+    # CPU seconds wrk used (all its threads), read once every thread is done; None where unknown.
+    cpu_s: float | None = None
+    # CPU seconds the server process used from wrk's start to its end (the bench sets it).
+    server_cpu_s: float | None = None
+
+    @property
+    def server_us_per_answer(self) -> float | None:
+        """The server's CPU microseconds per answer over the run (its own threads)."""
+        if self.server_cpu_s is None or not self.answered:
+            return None
+        return self.server_cpu_s / self.answered * 1e6
+
+    @property
+    def cpu_share(self) -> float | None:
+        """wrk's CPU seconds per second of the run: near `threads`, wrk itself was the ceiling."""
+        return self.cpu_s / self.elapsed_s if self.cpu_s is not None and self.elapsed_s > 0 else None
 
     @property
     def ok(self) -> int:
@@ -322,8 +340,10 @@ def run_wrk(url: str, spec: LoadSpec, sync_dir: Path, *, should_stop: Callable[[
     stdout_path, stderr_path = sync_dir / "stdout.txt", sync_dir / "stderr.txt"
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
+        wrk_cpu: float | None = None
         try:
             _wait_threads(proc, spec.threads, sync_dir, time.monotonic() + time_cap, should_stop)
+            wrk_cpu = cpu_s(proc.pid)
         finally:
             _stop(proc)
     text = stdout_path.read_text(errors="replace")
@@ -331,7 +351,9 @@ def run_wrk(url: str, spec: LoadSpec, sync_dir: Path, *, should_stop: Callable[[
     parsed = parse_wrk_output(text)
     if "threads" not in parsed:
         raise WrkError(f"wrk printed no BENCH lines (exit {proc.returncode}): {errors_text or text}"[:2000])
-    return _result(parsed, text + errors_text, spec, sync_dir)
+    result = _result(parsed, text + errors_text, spec, sync_dir)
+    result.cpu_s = wrk_cpu
+    return result
 
 
 def _wait_threads(

@@ -147,8 +147,17 @@ def test_tiny_bench_against_the_real_server(tmp_path):
         suite.close()
 
     assert [(s.name, s.error) for s in result.scenarios] == [("throughput", None)]
-    rows = [r for r in result.rows if r.scenario == "throughput"]
+    rows = [r for r in result.rows if r.scenario == "throughput" and r.server == "hcserver"]
     assert sorted(r.case.split(",")[0] for r in rows) == sorted(PING_CASES)
+    # Slug and POST pings are measured against the bare delegate given the same requests just before.
+    bare = [r for r in result.rows if r.scenario == "throughput" and r.server == "baseline-delegate"]
+    assert sorted(r.case.split(",")[0] for r in bare) == ["POST 1 KB body", "slug success"]
+    assert all(r.ok and r.errors == 0 for r in bare)
+    assert sorted(t.name for t in result.targets) == [
+        f"POST 1 KB body pings/s at c={TINY.connections} / bare delegate",
+        f"slug success pings/s at c={TINY.connections} / bare delegate",
+    ]
+    assert all(t.measured is not None and t.measured > 0 for t in result.targets)
     for row in rows:
         assert row.ok and row.ok > 0
         assert row.errors == 0, row.note
