@@ -431,9 +431,25 @@ def impatient(clock: FakeClock) -> Iterator[LiveServer]:
     stop()
 
 
+# With a 0.4 s idle timeout a pooled keep-alive connection may be closed just as it is reused: the
+# impatient server is asked over a new connection each time.
+
+
+def create_over_new_connection(live: LiveServer, name: str) -> str:
+    with connect(live.server.port) as c:
+        r = c.request(api("POST", "checks/", {"name": name}))
+        assert r.status == 201, r
+        return str(r.json()["uuid"])
+
+
+def n_pings_over_new_connection(live: LiveServer, uuid: str) -> int:
+    with connect(live.server.port) as c:
+        return int(c.request(api("GET", f"checks/{uuid}")).json()["n_pings"])
+
+
 @pytest.mark.parametrize("kind", ["ping", "api"])
 def test_an_idle_keep_alive_connection_is_closed_after_an_answered_request(impatient, kind):
-    uuid = impatient.create(name="wire")["uuid"]
+    uuid = create_over_new_connection(impatient, "wire")
     with connect(impatient.server.port) as c:
         assert_answered(kind, c.request(ping_or_api(kind, uuid)))
         answered = time.monotonic()
@@ -442,20 +458,20 @@ def test_an_idle_keep_alive_connection_is_closed_after_an_answered_request(impat
 
 
 def test_a_chunked_upload_that_stalls_is_cut_and_records_nothing(impatient):
-    uuid = impatient.create(name="slow")["uuid"]
+    uuid = create_over_new_connection(impatient, "slow")
     with connect(impatient.server.port) as c:
         c.send(build("POST", f"/ping/{uuid}", headers=(("Transfer-Encoding", "chunked"),)) + b"5\r\nhello\r\n")
         started = time.monotonic()
         rest = c.wait_closed(4)
         assert time.monotonic() - started < 3
         assert not rest.startswith(b"HTTP/1.1 2"), rest
-    assert n_pings(impatient, uuid) == 0
+    assert n_pings_over_new_connection(impatient, uuid) == 0
 
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
 def test_an_upload_that_trickles_past_the_body_timeout_is_cut(impatient, framing):
     # The body timeout bounds the whole body, not the gap between two pieces of it.
-    uuid = impatient.create(name="slow")["uuid"]
+    uuid = create_over_new_connection(impatient, "slow")
     header = ("Transfer-Encoding", "chunked") if framing == "chunked" else ("Content-Length", "1000")
     piece = b"1\r\nx\r\n" if framing == "chunked" else b"x"
     with connect(impatient.server.port) as c:
@@ -475,7 +491,7 @@ def test_an_upload_that_trickles_past_the_body_timeout_is_cut(impatient, framing
         rest = c.wait_closed(3)
         assert not rest.startswith(b"HTTP/1.1 2"), rest
         assert 0.3 < time.monotonic() - started < 3
-    assert n_pings(impatient, uuid) == 0
+    assert n_pings_over_new_connection(impatient, uuid) == 0
 
 
 @pytest.mark.parametrize("partial", [b"GET /pi", b"GET /ping/x HTTP/1.1\r\nHost: x\r\nUser-Ag"])
