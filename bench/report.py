@@ -162,7 +162,7 @@ def write_chart(result: SuiteResult, path: Path) -> bool:
     if not rows:
         return False
     labels = [f"{r.scenario}: {r.case}\n{r.server}" for r in rows]
-    palette = {"hcserver": "#4c72b0", "hcserver --durable": "#dd8452"}
+    palette = {"hcserver": "#4c72b0", "hcserver, flushing held off": "#8fb0de", "hcserver --durable": "#dd8452"}
     colors = [palette.get(r.server, "#aaaaaa") for r in rows]
     height = max(4.0, 0.42 * len(rows) + 1.5)
     fig, (ax_rate, ax_p99) = plt.subplots(1, 2, figsize=(15, height), sharey=True)
@@ -181,7 +181,7 @@ def write_chart(result: SuiteResult, path: Path) -> bool:
     machine = result.machine
     fig.suptitle(
         f"hcserver bench ({result.mode}, {result.started_at})  "
-        "blue: hcserver, orange: --durable, grey: bare Tornado baselines\n"
+        "blue: hcserver (light: writer held off), orange: --durable, grey: the baselines\n"
         f"{machine.get('cpu_model', '?')} x{machine.get('cpu_count', '?')}, Python {machine.get('python', '?')}, "
         f"Tornado {machine.get('tornado', '?')}",
         fontsize=9,

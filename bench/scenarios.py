@@ -1249,9 +1249,13 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        Scenario("baselines", "uuid pings, ours vs bare Tornado web and delegate, interleaved", scenario_baselines),
+        Scenario("baselines", "uuid pings, ours vs four bare servers, interleaved", scenario_baselines),
         Scenario("throughput", "ping throughput at c=50 per kind of ping, small store", scenario_throughput),
-        Scenario("latency", "p50/p99/p99.9 at c=1 and at half our peak rate, ours vs bare delegate", scenario_latency),
+        Scenario(
+            "latency",
+            "p50/p99/p99.9 at c=1 (ours, ours with the writer held off, bare delegate) and at half our peak rate",
+            scenario_latency,
+        ),
         Scenario("backlog", "latency while the writer flushes a backlog of pings", scenario_backlog),
         Scenario("burst", "a cron storm: many pings from many connections at once", scenario_burst),
         Scenario("durability", "write-behind vs --durable, persistence lag", scenario_durability),
