@@ -36,6 +36,7 @@ from tornado.web import Application
 from hcserver.context import Context
 from hcserver.web.ping import Pinger, origin_form
 from hcserver.web.routes import AppPaths
+from hcserver.web.tornado_internals import PeerContext
 
 log = logging.getLogger("hcserver.http")
 
@@ -117,6 +118,7 @@ class Request:
 
     __slots__ = (
         "app",
+        "body_follows",
         "body_parts",
         "delegate",
         "ended",
@@ -154,6 +156,7 @@ class Request:
         self.kept = 0
         self.received = 0
         self.ended = False  # its body has been read to the end
+        self.body_follows = False  # an upgrade request whose body llhttp left unread
         self.refusal: tuple[int, str] | None = None  # answered before its body
         self.delegate: httputil.HTTPMessageDelegate | None = None
         self.exchange: AppExchange | None = None
@@ -163,17 +166,6 @@ class Request:
         if self.version == "1.1":
             return KEEP if self.keep_alive else CLOSE
         return KEEP_10 if self.keep_alive else KEEP
-
-
-class PeerContext:
-    """What tornado.web reads of a connection (`request.remote_ip`, `request.protocol`)."""
-
-    __slots__ = ("address", "protocol", "remote_ip")
-
-    def __init__(self, address: Any, protocol: str) -> None:
-        self.address = address
-        self.remote_ip = address[0] if isinstance(address, tuple) else ""
-        self.protocol = protocol
 
 
 class HttpConnection(asyncio.Protocol):
@@ -267,9 +259,23 @@ class HttpConnection(asyncio.Protocol):
                 self.abort()
 
     def _upgraded(self, data: bytes, offset: int) -> None:
-        """After a request with `Upgrade` (h2c, websocket), whose callbacks have all run: it is
-        answered in HTTP/1.1 (no protocol is switched), and what follows is parsed as the next
-        request. llhttp skips an upgrade request's body, so one with a body was refused at its head."""
+        """After the head of a request with `Upgrade` (`curl --http2` sends `Upgrade: h2c`): no
+        protocol is switched, the request is answered in HTTP/1.1, and what follows is HTTP/1.1.
+
+        llhttp stops at the end of such a request's head and would take its body for the next
+        request; so when it has one, a new parser reads on, first fed a made-up head with the
+        request's own framing headers (Content-Length or Transfer-Encoding), which `_BodyAfterUpgrade`
+        swallows: the body then reaches the request as any other does."""
+        request = self.reading
+        if request is not None and request.body_follows:
+            request.body_follows = False
+            framing = b"".join(
+                name + b": " + value + b"\r\n"
+                for name, value in request.headers
+                if name.lower() in (b"content-length", b"transfer-encoding")
+            )
+            self.parser = httptools.HttpRequestParser(_BodyAfterUpgrade(self))
+            self.parser.feed_data(b"POST / HTTP/1.1\r\n" + framing + b"\r\n")
         if offset < len(data):
             self.data_received(data[offset:])
 
@@ -319,8 +325,8 @@ class HttpConnection(asyncio.Protocol):
                 request.forwarded_proto = text  # the last line: the nearest proxy's
             else:
                 request.expect = text.lower() == "100-continue"
-        if parser.should_upgrade() and _has_body(request):
-            request.refusal = (400, "bad request")
+        if parser.should_upgrade():
+            request.body_follows = _has_body(request)
         request.app = app = self.server.app_paths.owns(target)
         if not app and request.length.isdigit() and int(request.length) > self.server.max_request_body:
             request.refusal = (413, "request body too large")
@@ -336,6 +342,8 @@ class HttpConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         request = self.reading
         assert request is not None
+        if request.body_follows:
+            return  # the head of an upgrade request with a body: see _upgraded
         self.reading = None
         if not request.keep_alive:
             self.done_reading = True  # parse nothing after it
@@ -469,10 +477,17 @@ class HttpConnection(asyncio.Protocol):
         for name, value in request.headers:
             headers.add(name.decode("latin-1"), value.decode("latin-1"))
         start_line = RequestStartLine(request.method, request.target, "HTTP/" + request.version)
-        exchange = request.exchange = AppExchange(self, request)
-        server_request = httputil.HTTPServerRequest(
-            connection=exchange, server_connection=self, start_line=start_line, headers=headers
-        )
+        exchange = AppExchange(self, request)
+        try:
+            server_request = httputil.HTTPServerRequest(
+                connection=exchange, server_connection=self, start_line=start_line, headers=headers
+            )
+        except httputil.HTTPInputError as e:  # an HTTP/1.1 request without Host
+            log.info("bad request from %s: %s", self.context.remote_ip, e)
+            request.refusal = (400, "bad request")
+            self._answer(request, 400, "bad request")
+            return
+        request.exchange = exchange
         delegate = request.delegate = self.server.app.find_handler(server_request)
         if not request.ended:
             if request.expect and request.version == "1.1":
@@ -590,9 +605,40 @@ class HttpConnection(asyncio.Protocol):
 
 
 def _has_body(request: Request) -> bool:
-    if request.length not in ("", "0") or request.method == "CONNECT":
-        return True
-    return any(name.lower() == b"transfer-encoding" for name, _ in request.headers)
+    return request.length not in ("", "0") or any(name.lower() == b"transfer-encoding" for name, _ in request.headers)
+
+
+class _BodyAfterUpgrade:
+    """The callbacks of a parser that reads on after an upgrade request's head (see
+    `HttpConnection._upgraded`): its first head, made up, is dropped; the rest goes to the connection."""
+
+    def __init__(self, conn: HttpConnection) -> None:
+        self.conn = conn
+        self.skipping = True
+
+    def on_message_begin(self) -> None:
+        if not self.skipping:
+            self.conn.on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        if not self.skipping:
+            self.conn.on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.skipping:
+            self.conn.on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self.skipping:
+            self.skipping = False
+        else:
+            self.conn.on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self.conn.on_body(body)
+
+    def on_message_complete(self) -> None:
+        self.conn.on_message_complete()
 
 
 class _Stop(Exception):

@@ -6,7 +6,7 @@ import tornado
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from tornado.web import Application, RequestHandler
 
-from hcserver.web.tornado_internals import TESTED_WITH, copy_headers, copy_headers_works, peer, reason
+from hcserver.web.tornado_internals import TESTED_WITH, PeerContext, reason
 
 
 def test_pinned_to_the_installed_tornado():
@@ -14,32 +14,20 @@ def test_pinned_to_the_installed_tornado():
     assert tornado.version == TESTED_WITH
 
 
-def test_copy_headers_is_a_copy_that_leaves_the_template_alone():
-    template = HTTPHeaders()
-    template["Content-Type"] = "text/plain"
-    template["Content-Length"] = "2"
-    copy = copy_headers(template)
-    assert list(copy.get_all()) == list(template.get_all())
-    copy.add("Content-Type", "text/html")
-    copy["Connection"] = "close"
-    copy["Content-Length"] = "3"
-    assert list(template.get_all()) == [("Content-Type", "text/plain"), ("Content-Length", "2")]
-    assert copy.get_list("Content-Type") == ["text/plain", "text/html"] and copy["Content-Length"] == "3"
-    assert copy_headers_works()
-
-
-def test_peer_reads_the_connection_context(live):
-    uuid = live.create(name="x")["uuid"]
-    assert live.ping(f"/ping/{uuid}").status_code == 200
-    pings = live.api("GET", f"checks/{uuid}/pings/").json()["pings"]
-    assert (pings[0]["remote_addr"], pings[0]["scheme"]) == ("127.0.0.1", "http")
-
-
-def test_peer_without_a_context():
-    assert peer(object()) == ("", "http")  # type: ignore[arg-type]
+def test_a_request_takes_the_peer_from_its_connections_context():
+    connection = _Connection()
+    connection.context = PeerContext(("::1", 4321, 0, 0), "https")
+    request = HTTPServerRequest(
+        start_line=RequestStartLine("GET", "/", "HTTP/1.1"),
+        headers=HTTPHeaders({"Host": "hc.test"}),
+        connection=connection,
+    )  # type: ignore[arg-type]
+    assert (request.remote_ip, request.protocol) == ("::1", "https")
 
 
 class _Connection:
+    context: PeerContext | None = None
+
     def set_close_callback(self, callback: object) -> None:
         pass
 
