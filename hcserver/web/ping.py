@@ -39,6 +39,11 @@ def parse_ping_path(path: str) -> PingRoute | None:
     >>> parse_ping_path("/ping/5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278/start").action
     'start'
     """
+    # The commonest ping, /ping/<uuid> or /<uuid>, without the general parse below.
+    if (len(path) == 42 and path.startswith("/ping/")) or len(path) == 37:
+        found = _UUID.match(path, len(path) - 36)
+        if found is not None and path[-37] == "/":
+            return PingRoute(SUCCESS, uuid=found.group())
     if "%" in path:
         path = unquote(path, errors="replace")
     rest = path[6:] if path.startswith("/ping/") else path[1:]
