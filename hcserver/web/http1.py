@@ -180,11 +180,13 @@ class HttpConnection(asyncio.Protocol):
         self.reading: Request | None = None
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.head_size = 0
+        self.head_size = 0  # the bytes of its header lines, held to MAX_HEADERS
+        self.head_bytes = 0  # the bytes read while in the head, held to MAX_HEAD
         self.in_head = False
-        # Handling: `busy` while the request at the head waits; `held` keeps, in order, what was
-        # parsed behind it. Once `done_reading`, what arrives is dropped: the last request was
+        # Handling: `active` is the request being answered, `busy` while it waits; `held` keeps, in
+        # order, what was parsed behind it. Once `done_reading`, what arrives is dropped: the last request was
         # parsed (Connection: close, an end of input, a refusal), or the connection is `lingering`.
+        self.active: Request | None = None
         self.busy = False
         self.held: deque[tuple[Callable[[Request, bytes], None], Request, bytes]] | None = None
         self.done_reading = False
@@ -254,8 +256,8 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserError:
             self._refuse_head(400, "bad request")
         if self.in_head:
-            self.head_size += len(data)
-            if self.head_size > MAX_HEAD:
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD:
                 self.abort()
 
     def _upgraded(self, data: bytes, offset: int) -> None:
@@ -285,6 +287,7 @@ class HttpConnection(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.head_size = 0
+        self.head_bytes = 0
         self.in_head = True
 
     def on_url(self, url: bytes) -> None:
@@ -386,6 +389,7 @@ class HttpConnection(asyncio.Protocol):
         self._drain()
 
     def _start(self, request: Request, _: bytes) -> None:
+        self.active = request
         if request.refusal is not None:
             code, text = request.refusal
             self._answer(request, code, text)
@@ -457,6 +461,7 @@ class HttpConnection(asyncio.Protocol):
     def _answered(self, request: Request, close: bool) -> None:
         """An answer is written: close (after reading what is left of its request, if anything),
         or wait for the next request."""
+        self.active = None
         if close or not request.keep_alive or self.server.stopping:
             self.done_reading = True
             self.held = None  # what was pipelined after it goes unanswered, as the client was told
@@ -543,6 +548,8 @@ class HttpConnection(asyncio.Protocol):
 
     def _unanswered(self) -> list[Request]:
         requests = [request for _, request, _ in self.held or ()]
+        if self.active is not None:
+            requests.insert(0, self.active)
         if self.reading is not None:
             requests.append(self.reading)
         return list(dict.fromkeys(requests))
