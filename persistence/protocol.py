@@ -6,7 +6,9 @@ process starts in about 40 ms). Frames are an 8-byte big-endian length and one m
 - A request is `[op, *args]`; a reply is `[true, result]`, or `[false, error type name, message]`.
 - `open` takes one map, `{"version", "path", "durable", "busy_timeout_ms", "idle_for_s"}`, and answers
   `{"secret", "flip_seq", "migrated", "idle"}`.
-- `write` takes one map, `{"version": PROTOCOL_VERSION, "sections": {name: chunks}}`; each section is one of
+- `write` takes one map, `{"version": PROTOCOL_VERSION, "sections": {name: chunks}, "idle_s": seconds}`
+  (`idle_s` optional: how long of this flush may run at idle priority, at most the `idle_for_s` of
+  `open`, which is also what a write without it gets); each section is one of
   `WriteSet`'s fields, by name, as a list of chunks of rows (any size: the writer regroups them into
   statements of ROWS_PER_STATEMENT). A section left out is empty; a name the writer does not know,
   or another version, is refused and nothing is written.

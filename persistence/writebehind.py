@@ -273,6 +273,8 @@ class WriteBehind:
         self._deadline: float | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._expired = False
+        # The loop time the next regular flush is due (see `run`), or None outside `run`.
+        self._next_due: float | None = None
         # Flip numbers: assigned when a batch is encoded, in order; reads take the stored ones up to
         # the last committed number and the rest from memory, so a flip is never seen twice.
         self._next_flip_seq = store.flip_seq
@@ -481,9 +483,10 @@ class WriteBehind:
                     await _wait(self._wake, next_tick - loop.time())
                 if self._stop.is_set():
                     break
-                next_tick = loop.time() + self._interval
+                next_tick = self._next_due = loop.time() + self._interval
                 await self.flush_once()
         finally:
+            self._next_due = None
             await self._drain()
 
     def _due(self) -> bool:
@@ -503,7 +506,12 @@ class WriteBehind:
             batch = self._pending
             self._pending = _Batch()
             self._inflight = [batch]
-            error = await self._write(batch)
+            # A regular flush (smaller than a full batch, and not the drain at shutdown) may wait for
+            # a free core until the next one is due (see Store.write): it then finishes at normal
+            # priority, so the next flush starts late by no more than its remaining work. A flush
+            # that must catch up runs at normal priority from the start.
+            light = len(batch.accepted) < self._flush_batch and not self._stop.is_set()
+            error = await self._write(batch, idle_until=self._next_due if light else None)
             if error is not None:
                 self._failed(error, len(batch.accepted))
             return error is None
@@ -535,18 +543,20 @@ class WriteBehind:
         self._failed(first_error, sum(len(b.accepted) for b in self._inflight))
         return False
 
-    async def _write(self, batch: _Batch) -> Exception | None:
-        """Write `batch` (one of `_inflight`) in one transaction. Once it has committed it leaves
-        `_inflight`; when nothing is left there, durable waiters are told and errors forgotten."""
+    async def _write(self, batch: _Batch, *, idle_until: float | None = None) -> Exception | None:
+        """Write `batch` (one of `_inflight`) in one transaction, at idle CPU priority until the loop
+        time `idle_until` (if any). Once it has committed it leaves `_inflight`; when nothing is left
+        there, durable waiters are told and errors forgotten."""
         ws = await self._encode(batch)
         if self._past_deadline():
             return self._timed_out()
+        idle_s = idle_until - asyncio.get_running_loop().time() if idle_until is not None else 0.0
         started = self._clock()
         # Awaited in this task rather than in a task of its own, so the writer's answer resumes the
         # flush without another turn of the loop: `_expire` cancels this task, and that is undone here.
         self._writing = task = asyncio.current_task()
         try:
-            await self._store.write(ws)
+            await self._store.write(ws, idle_s=idle_s)
         except asyncio.CancelledError:
             if not self._expired or task is None or task.uncancel() > 0:
                 raise

@@ -13,10 +13,11 @@ connects and brings the schema up to date (`persistence.schema`). `write` runs a
 one transaction, deletes first.
 
 With `idle_for_s` > 0 a flush's statements run on a thread of Linux's SCHED_IDLE policy: it gets
-only CPU time that nothing else wants, so a big flush on a busy machine does not take a core from
-the server's event loop (or from anything else). Statements still to run `idle_for_s` after the
-flush started run on the main thread instead, at normal priority, so a machine kept busy by other
-work delays a flush by about that long (plus one statement), not for ever. Reading, decoding and
+only CPU time that nothing else wants, so a flush does not take a core from the server's event loop
+(or from anything else). Statements still to run `idle_for_s` after the flush started run on the
+main thread instead, at normal priority, so a machine kept busy by other work delays a flush by
+about that long (plus one statement), not for ever. A write may ask for less (its `idle_s`, down to
+0: all at normal priority), never for more. Reading, decoding and
 answering requests stay on the main thread: an unprivileged thread cannot leave SCHED_IDLE again.
 `idle` in the answer to `open` says whether the system granted the policy.
 
@@ -226,18 +227,21 @@ class _Session:
             raise RuntimeError(f"{op!r} before 'open'")
         if op == "write":
             (message,) = args
-            return write(self.conn, message, self._runner())
+            idle_s = message.get("idle_s") if isinstance(message, dict) else None
+            return write(self.conn, message, self._runner(idle_s))
         ops: dict[str, Callable[..., Any]] = {"one": one, "all": fetch_all}
         if op not in ops:
             raise ValueError(f"unknown writer op {op!r}")
         return ops[op](self.conn, *args)
 
-    def _runner(self) -> Run:
-        """How one flush runs its statements: on the idle thread until idle_for_s has passed, then here."""
+    def _runner(self, idle_s: Any = None) -> Run:
+        """How one flush runs its statements: on the idle thread until `idle_s` (at most idle_for_s,
+        which is also the default) has passed, then here."""
         idle = self.idle
-        if idle is None:
+        budget = self.idle_for_s if not isinstance(idle_s, int | float) else min(float(idle_s), self.idle_for_s)
+        if idle is None or budget <= 0:
             return _inline
-        until = time.monotonic() + self.idle_for_s
+        until = time.monotonic() + budget
 
         def run(fn: Callable[..., Any], *args: Any) -> Any:
             return idle.run(fn, *args) if time.monotonic() < until else fn(*args)

@@ -170,8 +170,16 @@ def cpu_ns(pid: int, tid: int) -> int:
     return int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
 
 
-def projects_write(count: int) -> dict:
-    return write_request({"projects": [[[f"project-{i}", b"x" * 100] for i in range(count)]]})[1]
+def projects_write(count: int, **extra: object) -> dict:
+    return write_request({"projects": [[[f"project-{i}", b"x" * 100] for i in range(count)]]})[1] | extra
+
+
+def idle_thread(pid: int) -> int:
+    threads = thread_policies(pid)
+    assert threads.pop(pid) == os.SCHED_OTHER  # the main thread reads and answers
+    [(idle, policy)] = threads.items()
+    assert policy == os.SCHED_IDLE
+    return idle
 
 
 @needs_sched_idle
@@ -181,10 +189,7 @@ def test_an_idle_writer_flushes_at_idle_priority_and_finishes_a_long_flush_at_no
     try:
         opened = writer.call(*open_request(str(tmp_path / "data.db"), idle_for_s=idle_for_s))
         assert opened["idle"] is True  # granted
-        threads = thread_policies(writer.proc.pid)
-        assert threads.pop(writer.proc.pid) == os.SCHED_OTHER  # the main thread reads and answers
-        [(idle, policy)] = threads.items()
-        assert policy == os.SCHED_IDLE
+        idle = idle_thread(writer.proc.pid)
         before = cpu_ns(writer.proc.pid, idle)
         writer.call("write", projects_write(20_000))
         idle_ms = (cpu_ns(writer.proc.pid, idle) - before) / 1e6
@@ -195,6 +200,62 @@ def test_an_idle_writer_flushes_at_idle_priority_and_finishes_a_long_flush_at_no
         assert idle_ms > 5, "a flush well within idle_for_s did not run on the idle thread"
     else:
         assert idle_ms < 1, "statements after idle_for_s still ran on the idle thread"
+
+
+@needs_sched_idle
+def test_a_write_may_ask_for_less_idle_time_than_the_writer_was_opened_with_but_not_more(tmp_path):
+    writer = WriterChild()
+    try:
+        writer.call(*open_request(str(tmp_path / "data.db"), idle_for_s=60.0))
+        idle = idle_thread(writer.proc.pid)
+        used = []
+        for idle_s in (0, 60.0, 1e9):
+            before = cpu_ns(writer.proc.pid, idle)
+            writer.call("write", projects_write(20_000, idle_s=idle_s))
+            used.append((cpu_ns(writer.proc.pid, idle) - before) / 1e6)
+        assert writer.call("one", "SELECT COUNT(*) FROM projects") == 20_000
+    finally:
+        writer.close()
+    assert used[0] < 1, "a write that asked for no idle time ran on the idle thread"
+    assert used[1] > 5 and used[2] > 5, "a write within the writer's idle time did not run on the idle thread"
+
+
+@needs_sched_idle
+@pytest.mark.parametrize("flush_batch", [100_000, 1000], ids=["regular", "full-batch"])
+@async_test
+async def test_a_regular_flush_runs_at_idle_priority_and_a_full_batch_at_normal_priority(tmp_path, flush_batch):
+    wb = await open_writer(tmp_path / "data.db", flush_interval_ms=5000, flush_batch=flush_batch)
+    pid = wb._store.writer_pid
+    assert pid is not None and wb._store.light_idle_s > 0
+    idle = idle_thread(pid)
+    wb.project_changed(project())
+    checks = [check() for _ in range(100)]
+    for i in range(5000):
+        c = checks[i % len(checks)]
+        wb.ping_recorded(c, *ping(c, T0 + i))
+    before = cpu_ns(pid, idle)
+    wb.start()  # flushes what is pending at once; the next flush is due 5 s later
+    for _ in range(500):
+        if wb.stats.flushes:
+            break
+        await asyncio.sleep(0.01)
+    idle_ms = (cpu_ns(pid, idle) - before) / 1e6
+    await wb.close()
+    assert count(tmp_path / "data.db", "pings") == 5000
+    if flush_batch > 5000:
+        assert idle_ms > 5, "a regular flush did not run at idle priority"
+    else:
+        assert idle_ms < 1, "a flush of a full batch ran at idle priority"
+
+
+@needs_sched_idle
+@async_test
+async def test_a_durable_store_never_flushes_at_idle_priority(tmp_path):
+    wb = await open_writer(tmp_path / "data.db", durable=True)
+    pid = wb._store.writer_pid
+    assert pid is not None and wb._store.light_idle_s == 0
+    assert list(thread_policies(pid).values()) == [os.SCHED_OTHER]
+    await wb.close()
 
 
 def test_a_writer_opened_without_idle_time_keeps_normal_priority_in_one_thread(tmp_path):
