@@ -373,12 +373,6 @@ def _project_json(ctx: Context, project: Project) -> dict[str, Any]:
     return {"id": project.id, "name": project.name, "n_checks": count}
 
 
-class RootHandler(ApiHandler):
-    def get(self) -> None:
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish("hcserver: Healthchecks-compatible ping server. API: /api/v3/, status: /api/v3/status/\n")
-
-
 class NotFoundHandler(ApiHandler):
     def prepare(self) -> None:
         raise NotFound("not found")

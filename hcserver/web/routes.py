@@ -13,7 +13,7 @@ from typing import Any
 from tornado.web import Application
 
 from hcserver.context import Context
-from hcserver.web import badges, channels_api
+from hcserver.web import badges, channels_api, dashboard
 from hcserver.web.api import (
     UUID,
     UUID_OR_KEY,
@@ -27,7 +27,6 @@ from hcserver.web.api import (
     PingsHandler,
     ProjectHandler,
     ProjectsHandler,
-    RootHandler,
     StatusHandler,
     V,
 )
@@ -39,7 +38,8 @@ _SPECIAL = re.compile(r"[\\()\[\]{}?*+.|^$]")
 def route_table() -> list[tuple[str, Any]]:
     """(pattern, handler class) pairs, in the order tornado tries them."""
     return [
-        (r"/", RootHandler),
+        (r"/", dashboard.HomeHandler),
+        *dashboard.routes(),
         (V + r"/checks/", ChecksHandler),
         (V + r"/checks/" + UUID_OR_KEY, CheckHandler),
         (V + r"/checks/" + UUID + r"/(?P<action>pause|resume)", PauseHandler),
@@ -98,4 +98,5 @@ def make_app(ctx: Context) -> Application:
         default_handler_class=NotFoundHandler,
         default_handler_args={"ctx": ctx},
         compress_response=False,
+        **dashboard.app_settings(ctx),
     )
