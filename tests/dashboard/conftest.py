@@ -85,7 +85,7 @@ class Browserless:
         self.client = httpx.Client(base_url=live.url, timeout=10, headers=HTML)
 
     def xsrf(self) -> str:
-        text = self.client.get("/").text
+        text = self.client.get("/", follow_redirects=True).text
         found = re.search(r'name="_xsrf" value="([^"]+)"', text)
         assert found, text[:500]
         return found.group(1)
