@@ -47,6 +47,9 @@ LOAD_FACTOR = 20
 # How often statuses that change with time alone (up -> grace -> down without any ping) are looked
 # at, and subscriptions without a stream are expired.
 SWEEP_S = 5.0
+# Subscriptions without a stream kept at most (pages fetched without their script, by curl or a
+# crawler): past it the oldest is forgotten (its page, should it connect late, reloads).
+MAX_WAITING = 64
 # A subscription with no stream is kept this long (a page loading its script, an EventSource
 # reconnecting), then forgotten.
 KEEP_S = 60.0
@@ -125,6 +128,9 @@ class Hub:
         sub = Subscription(token, project_id, readonly, time.monotonic())
         for check in checks:
             sub.shown[check.uuid] = [signature(check), display_status(check, now), key_of(check, readonly)]
+        waiting = [s for s in self.subscriptions.values() if s.stream is None]
+        if len(waiting) >= MAX_WAITING:
+            self._forget(min(waiting, key=lambda s: s.detached_at))
         self.subscriptions[token] = sub
         self.by_project.setdefault(project_id, []).append(sub)
         self._observe()

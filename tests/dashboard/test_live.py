@@ -105,3 +105,15 @@ def test_other_projects_changes_are_not_sent():
         assert hub.attach(sub.token, "p", False, FakeStream()) is None  # a token is bound to its project
 
     run(main())
+
+
+def test_pages_that_never_connect_are_not_kept_without_bound():
+    async def main():
+        ctx, hub, checks = make_hub(1)
+        first = hub.subscribe("p", False, checks, ctx.clock())
+        for _ in range(dashboard_live.MAX_WAITING):
+            hub.subscribe("p", False, checks, ctx.clock())
+        assert len(hub.subscriptions) == dashboard_live.MAX_WAITING
+        assert first.token not in hub.subscriptions
+
+    run(main())
