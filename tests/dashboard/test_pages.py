@@ -194,3 +194,31 @@ def test_the_project_picker_is_the_admins_only(admin_live):
     session = Browserless(admin_live)
     session.sign_in(API_KEY)
     assert session.get("/projects/").status_code == 403
+
+
+def test_an_open_event_stream_does_not_hold_up_a_stop(settings, clock):
+    import re
+    import threading
+    import time
+
+    live, stop = start_server(settings, clock)
+    session = Browserless(live)
+    session.sign_in(API_KEY)
+    token = re.search(r'data-token="([^"]+)"', session.get("/").text).group(1)
+    opened = threading.Event()
+    lines = []
+
+    def listen():
+        with session.client.stream("GET", f"/events?token={token}") as r:
+            opened.set()
+            lines.extend(r.iter_lines())
+
+    reader = threading.Thread(target=listen, daemon=True)
+    reader.start()
+    assert opened.wait(5)
+    started = time.monotonic()
+    stop()  # gives open connections up to 1 s before closing them
+    took = time.monotonic() - started
+    reader.join(5)
+    assert took < 0.9
+    assert lines[0] == "retry: 1000"
