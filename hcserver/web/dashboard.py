@@ -45,7 +45,6 @@ from hcserver.domain.errors import DomainError, Invalid
 from hcserver.domain.projects import API_KEY_LENGTH, Project
 from hcserver.domain.schedules import CRON, SIMPLE
 from hcserver.specs import parse_check_spec
-from hcserver.views import check_to_json, isostring
 from hcserver.web import dashboard_words as words
 from hcserver.web.dashboard_live import Hub, Subscription, key_of
 from hcserver.web.ping import TrustedProxies, forwarded_scheme
@@ -506,8 +505,6 @@ class CheckPage(DashboardHandler):
             form=form if form is not None else form_of(check),
             error=error,
             saved=self.get_argument("saved", "") == "1",
-            json_api=check_to_json,
-            isostring=isostring,
             simple=SIMPLE,
         )
 
