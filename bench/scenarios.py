@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
+import selectors
+import socket
 import statistics
 import sys
 import threading
@@ -22,8 +25,10 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from bench.api import (
     CheckRef,
@@ -66,6 +71,8 @@ class BenchConfig:
     backlog_rounds: int = 5
     burst_pings: int = 20_000
     burst_connections: int = 1000
+    # Browser dashboards holding the checks page's event stream open in the dashboards scenario.
+    dashboards: int = 20
     # Wall-time budget of the whole run; filling the store for the recovery scenario uses what is left
     # of it, keeping back `reserve_s` for the restart and the final listing of every check. A run
     # ends about 30 s short of it, so `make bench` takes under 10 minutes.
@@ -82,6 +89,7 @@ ALL_SCENARIOS = (
     "durability",
     "throughput-100k",
     "listing",
+    "dashboards",
     "memory",
     "recovery",
 )
@@ -101,7 +109,7 @@ QUICK = BenchConfig(
     backlog_pings=20_000,
     backlog_max_s=2.0,
     backlog_rounds=1,
-    budget_s=70.0,
+    budget_s=78.0,
     reserve_s=8.0,
 )
 # For tests: a handful of checks and one-second runs.
@@ -124,6 +132,7 @@ TINY = BenchConfig(
     backlog_rounds=1,
     burst_pings=200,
     burst_connections=20,
+    dashboards=3,
     budget_s=60.0,
     reserve_s=5.0,
 )
@@ -454,13 +463,14 @@ class Suite:
             "durable": self.config.small_checks,
             "backlog": self.config.small_checks,
             "held": self.config.small_checks,
+            "dashboards": self.config.small_checks,
             "mid": self.config.mid_checks,
             "large": self.config.large_checks,
         }
         return sizes[label]
 
     def target(self, label: str) -> HcTarget:
-        """The hcserver called `label` (small, durable, backlog, held, mid, large), started with its
+        """The hcserver called `label` (small, durable, backlog, held, dashboards, mid, large), started with its
         checks on first use."""
         self._touched.add(label)
         if label not in self.targets:
@@ -1115,6 +1125,226 @@ def scenario_listing(s: Suite) -> None:
     )
 
 
+class Dashboards:
+    """`n` browser dashboards in one thread: each gets the sign-in form (and its XSRF cookie), signs
+    in with the API key, renders the checks page for its event-stream token, and holds
+    `/events?token=...` open, reading and dropping what arrives. Only the standard library, only the
+    server's loopback address. Bounded by `max_s` and by `n` (one stream each, never reopened); on
+    exit every socket is closed at once.
+
+    with Dashboards(server, keys, 20, max_s=60) as d:
+        d.ready.wait(30)   # every stream open, its first bytes in
+        ... d.bytes, d.messages ...
+    """
+
+    def __init__(self, server: ServerProcess, keys: Keys, n: int, max_s: float) -> None:
+        self.server = server
+        self.keys = keys
+        self.n = n
+        self.max_s = max_s
+        self.bytes = 0  # stream bytes after the headers (chunk framing included)
+        self.messages = 0  # `data:` events
+        self.closed = 0  # streams the server ended
+        self.sign_in_s = 0.0  # sign-in, page and stream opening of all n
+        self.cpu_s = 0.0  # CPU time of the client thread so far, updated as it reads
+        self.error: str | None = None
+        self.ready = threading.Event()  # set once every stream is open (or on error)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dashboards", daemon=True)
+
+    def _request(self, method: str, path: str, cookies: dict[str, str], body: str | None = None) -> tuple[int, str]:
+        headers = {"Accept": "text/html"}
+        if cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn = http.client.HTTPConnection(self.server.host, self.server.port, timeout=_DASHBOARD_TIMEOUT_S)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            text = response.read().decode("utf-8", "replace")
+            for header in response.headers.get_all("Set-Cookie") or []:
+                cookies.update({k: m.value for k, m in SimpleCookie(header).items()})
+            return response.status, text
+        finally:
+            conn.close()
+
+    def _open(self) -> socket.socket:
+        """Sign in as a browser does and open the checks page's event stream; the socket is past the
+        answer's headers."""
+        cookies: dict[str, str] = {}
+        status, page = self._request("GET", "/", cookies)
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page)
+        if status != 200 or xsrf is None:
+            raise RuntimeError(f"GET / answered {status} without an XSRF token")
+        form = urlencode({"api_key": self.keys.api, "_xsrf": xsrf.group(1)})
+        status, _ = self._request("POST", "/signin", cookies, body=form)
+        if status != 303 or "hc_session" not in cookies:
+            raise RuntimeError(f"POST /signin answered {status} without a session cookie")
+        status, page = self._request("GET", "/", cookies)
+        token = re.search(r'data-token="([^"]+)"', page)
+        if status != 200 or token is None:
+            raise RuntimeError(f"the checks page answered {status} without an event-stream token")
+        sock = socket.create_connection((self.server.host, self.server.port), timeout=_DASHBOARD_TIMEOUT_S)
+        try:
+            sock.sendall(
+                (
+                    f"GET /events?token={quote(token.group(1))} HTTP/1.1\r\n"
+                    f"Host: {self.server.host}:{self.server.port}\r\n"
+                    "Accept: text/event-stream\r\n"
+                    f"Cookie: hc_session={cookies['hc_session']}\r\n\r\n"
+                ).encode()
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise RuntimeError("the event stream closed before its headers")
+                head += chunk
+            head, _, rest = head.partition(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200") or b"text/event-stream" not in head:
+                raise RuntimeError(f"GET /events answered {head.splitlines()[0]!r}")
+            self._count(rest, b"")
+        except BaseException:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        return sock
+
+    def _count(self, chunk: bytes, tail: bytes) -> bytes:
+        """Count bytes and `data:` events; `tail` (the last bytes of the chunk before) catches an
+        event whose name is split between reads."""
+        self.bytes += len(chunk)
+        seen = tail + chunk
+        self.messages += seen.count(b"data: ")
+        return seen[-5:]
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_s
+        socks: list[socket.socket] = []
+        tails: dict[int, bytes] = {}  # per stream, the last bytes read (see _count)
+        with selectors.DefaultSelector() as selector:
+            try:
+                started = time.monotonic()
+                for _ in range(self.n):
+                    if self._stop.is_set() or time.monotonic() > deadline:
+                        self.error = f"dashboard client: {len(socks)} of {self.n} streams open when stopped"
+                        return
+                    sock = self._open()
+                    socks.append(sock)
+                    selector.register(sock, selectors.EVENT_READ, sock)
+                self.sign_in_s = time.monotonic() - started
+                self.ready.set()
+                while not self._stop.is_set() and time.monotonic() < deadline and selector.get_map():
+                    for key, _ in selector.select(timeout=0.1):
+                        sock = key.data
+                        try:
+                            chunk = sock.recv(1 << 16)
+                        except BlockingIOError:
+                            continue
+                        if not chunk:
+                            self.closed += 1
+                            selector.unregister(sock)
+                            continue
+                        tails[sock.fileno()] = self._count(chunk, tails.get(sock.fileno(), b""))
+                    self.cpu_s = time.thread_time()
+            except (OSError, RuntimeError) as exc:
+                self.error = f"dashboard client: {exc}"
+            finally:
+                self.ready.set()
+                for sock in socks:
+                    sock.close()
+
+    def __enter__(self) -> Dashboards:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=_DASHBOARD_TIMEOUT_S + 5)
+
+
+# Every request and read of a dashboard client gives up after this long.
+_DASHBOARD_TIMEOUT_S = 10.0
+
+
+def scenario_dashboards(s: Suite) -> None:
+    """UUID pings/s at c=50 alone and with `dashboards` clients holding the checks page's event
+    stream open, interleaved (alone, dashboards) x rounds on a server of their own."""
+    cfg = s.config
+    ours = s.target("dashboards")
+    n = len(ours.checks)
+    spec = s.spec(paths=ours.paths("uuid"), duration_s=cfg.duration_s)
+    rows: dict[str, list[Row]] = {"alone": [], "open": []}
+    results: dict[str, list[WrkResult]] = {"alone": [], "open": []}
+    notes: list[str] = []
+    rates: list[float] = []
+    ratios: list[float] = []
+    for r in range(1, cfg.rounds + 1):
+        # A page's subscription outlives its stream by a minute (for reconnecting pages), and the
+        # server counts every ping into it meanwhile: a restart makes the run alone really alone.
+        code, _, _ = ours.restart()
+        if code != 0:
+            raise RuntimeError(f"hcserver (dashboards) exited with {code} on SIGTERM, expected 0")
+        s.load(ours.server, replace(spec, duration_s=cfg.warmup_s), ours)
+        alone = s.load(ours.server, spec, ours)
+        results["alone"].append(alone)
+        rows["alone"].append(s.add(row_from(alone, "dashboards", f"no dashboard, round {r}", "hcserver", detail=True)))
+        with Dashboards(ours.server, s.keys, cfg.dashboards, max_s=cfg.duration_s + 60.0) as dash:
+            if not dash.ready.wait(60.0) or dash.error:
+                raise RuntimeError(dash.error or f"{cfg.dashboards} dashboards not signed in within 60 s")
+            bytes0, messages0, cpu0 = dash.bytes, dash.messages, dash.cpu_s
+            busy = s.load(ours.server, spec, ours)
+            received, messages, cpu = dash.bytes - bytes0, dash.messages - messages0, dash.cpu_s - cpu0
+        if dash.error:
+            raise RuntimeError(dash.error)
+        rate = received / busy.elapsed_s if busy.elapsed_s else 0.0
+        rates.append(rate)
+        results["open"].append(busy)
+        case = f"{cfg.dashboards} dashboards streaming, round {r}"
+        rows["open"].append(s.add(row_from(busy, "dashboards", case, "hcserver", detail=True)))
+        notes.append(
+            f"{messages:,} events, {rate / 1000:,.0f} KB/s to {cfg.dashboards} clients; "
+            f"clients {cpu / busy.elapsed_s if busy.elapsed_s else 0:.0%} of a core; "
+            f"signed in and streaming in {dash.sign_in_s:.2f} s"
+            + (f"; {dash.closed} streams ended by the server" if dash.closed else "")
+        )
+        if (ratio := _ratio(busy.rps, alone.rps)) is not None:
+            ratios.append(ratio)
+    how = f"median of {cfg.rounds} interleaved rounds, each on a restarted server"
+    case = f"uuid success, {n:,} checks"
+    alone_row = s.add(_median_row(rows["alone"], f"{case}, no dashboard", how))
+    open_row = s.add(_median_row(rows["open"], f"{case}, {cfg.dashboards} dashboards streaming", how))
+    for kind, summary in (("alone", alone_row), ("open", open_row)):
+        summary.note = "; ".join(filter(None, [summary.note, _cpu_note(results[kind])]))
+        for row, result in zip(rows[kind], results[kind], strict=True):
+            extra = notes.pop(0) if kind == "open" else ""
+            row.note = "; ".join(filter(None, [row.note, extra, _cpu_note([result])]))
+    s.add(
+        Row(
+            "dashboards",
+            f"SSE received by {cfg.dashboards} dashboards during the pings",
+            "hcserver",
+            value=statistics.median(rates) / 1000 if rates else None,
+            unit="KB/s",
+            note="median over rounds; stream bytes after the headers, chunk framing included; rounds: "
+            + ", ".join(f"{x / 1000:,.0f}" for x in rates),
+        )
+    )
+    s.add_target(
+        Target(
+            f"uuid pings/s at c={cfg.connections} with {cfg.dashboards} dashboards open / without",
+            _ratio(open_row.rps, alone_row.rps),
+            ">=",
+            0.95,
+            "x",
+            note=f"{how}; per round: " + ", ".join(f"{x:.2f}" for x in ratios),
+        )
+    )
+    # Its pages' subscriptions would outlive the scenario by a minute.
+    s.retire("dashboards")
+
+
 def scenario_memory(s: Suite) -> None:
     large = s.target("large")
     n = len(large.checks)
@@ -1261,6 +1491,11 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("durability", "write-behind vs --durable, persistence lag", scenario_durability),
         Scenario("throughput-100k", "ping throughput at c=50 per kind of ping, 100k checks", scenario_throughput_large),
         Scenario("listing", "ping latency while a client lists 100k checks in a loop", scenario_listing),
+        Scenario(
+            "dashboards",
+            "ping throughput while browser dashboards hold the event stream open",
+            scenario_dashboards,
+        ),
         Scenario("memory", "RSS per check", scenario_memory),
         Scenario("recovery", "start to ready with many checks and stored pings", scenario_recovery),
     )
