@@ -6,12 +6,15 @@ import argparse
 import asyncio
 import logging
 import os
+import platform
 import signal
 import sys
 from collections.abc import Sequence
 
+from hcserver import logs, systemd
 from hcserver.alerts.settings import AlertSettings
 from hcserver.config import SETTINGS_HELP, Settings, SettingsError
+from hcserver.metrics import version
 from hcserver.runtime import STARTUP_ERRORS, Runtime
 
 log = logging.getLogger("hcserver")
@@ -24,6 +27,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         epilog=SETTINGS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"hcserver {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve",
@@ -57,20 +61,35 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> Settings:
 
 
 async def serve(settings: Settings, alerts: AlertSettings) -> int:
+    log.info("hcserver %s (Python %s)", version(), platform.python_version())
     runtime = await Runtime.start(settings, alerts=alerts)
     keys = runtime.issued_keys
+    index = runtime.ctx.index
+    site_root = runtime.ctx.settings.site_root
     if keys is not None:
+        found = index.project_by_api_key(keys.api_key)
         print("Created a project. Its keys are shown once; keep them:", flush=True)
+        if found is not None:
+            print(f"  Project uuid:         {found[0].id}", flush=True)
         print(f"  API key (read-write): {keys.api_key}", flush=True)
         print(f"  API key (read-only):  {keys.api_key_readonly}", flush=True)
         print(f"  Ping key:             {keys.ping_key}", flush=True)
+    else:
+        # The keys are not shown again, but the uuid Prometheus' metrics URL needs is.
+        projects = list(index.projects.values())
+        for project in projects[:10]:
+            log.info('project "%s": uuid %s, metrics at %s/projects/%s/metrics/<read-only key>',
+                     project.name, project.id, site_root, project.id)  # fmt: skip
+        if len(projects) > 10:
+            log.info("and %d more projects (GET /api/v3/projects/ lists them)", len(projects) - 10)
     # One line, on stdout: scripts (and the tests) read the port from it.
     addresses = ", ".join(str(sock.getsockname()[0]) for sock in runtime.server.sockets)
-    site_root = runtime.ctx.settings.site_root
     print(
         f"hcserver listening on port {runtime.server.port}; API at {site_root}/api/v3/ (bound to {addresses})",
         flush=True,
     )
+    # Recovered and listening: under systemd's Type=notify, the unit is now started.
+    systemd.notify("READY=1")
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -78,19 +97,20 @@ async def serve(settings: Settings, alerts: AlertSettings) -> int:
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
     log.info("shutting down")
+    systemd.notify("STOPPING=1")
     await runtime.stop()
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = settings_from(args, dict(os.environ))
         alerts = AlertSettings.from_env(os.environ)
     except SettingsError as e:
         print(f"hcserver: {e}", file=sys.stderr)
         return 2
+    logs.configure(settings.log_level, settings.log_format)
     try:
         return asyncio.run(serve(settings, alerts))
     except STARTUP_ERRORS as e:

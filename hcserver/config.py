@@ -48,6 +48,10 @@ settings (environment variables; the six flags of `serve`, in brackets, override
   HC_PING_KEY               ping key of the first project (22 chars of a-z0-9; default: generated)
   HC_ADMIN_KEY              enables the projects API (/api/v3/projects/) and the verbose status
                             (/api/v3/status/?verbose=1) with this key (default: off)
+  HC_METRICS_KEY            bearer token for the server's own metrics (/metrics), besides the admin
+                            key; without either, /metrics answers 404 (default: unset)
+  HC_LOG_LEVEL              DEBUG, INFO, WARNING or ERROR (default INFO); DEBUG adds a line per ping
+  HC_LOG_FORMAT             text, or json for one JSON object a line (default text)
   HC_FLUSH_INTERVAL_MS      write-behind flush interval (default 100)
   HC_FLUSH_BATCH            flush as soon as this many changes are pending (default 5000)
   HC_MAX_PENDING            pending changes before new pings wait for room (default 200000)
@@ -88,6 +92,9 @@ class Settings:
     api_key_readonly: str = ""
     ping_key: str = ""
     admin_key: str = ""
+    metrics_key: str = ""
+    log_level: str = "INFO"
+    log_format: str = "text"
     flush_interval_ms: int = 100
     flush_batch: int = 5000
     max_pending: int = 200_000
@@ -120,6 +127,9 @@ class Settings:
             api_key_readonly=r.key("HC_API_KEY_READONLY", API_KEY_LENGTH),
             ping_key=r.key("HC_PING_KEY", PING_KEY_LENGTH, alphabet="abcdefghijklmnopqrstuvwxyz0123456789"),
             admin_key=r.text("HC_ADMIN_KEY", ""),
+            metrics_key=r.text("HC_METRICS_KEY", ""),
+            log_level=r.choice("HC_LOG_LEVEL", d.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
+            log_format=r.choice("HC_LOG_FORMAT", d.log_format, ("text", "json")),
             flush_interval_ms=r.integer("HC_FLUSH_INTERVAL_MS", d.flush_interval_ms, 1, 60_000),
             flush_batch=r.integer("HC_FLUSH_BATCH", d.flush_batch, 1, 10_000_000),
             max_pending=r.integer("HC_MAX_PENDING", d.max_pending, 1, 100_000_000),
@@ -129,6 +139,8 @@ class Settings:
         )
         if settings.admin_key and len(settings.admin_key) < 16:
             raise SettingsError("HC_ADMIN_KEY must be at least 16 characters")
+        if settings.metrics_key and len(settings.metrics_key) < 16:
+            raise SettingsError("HC_METRICS_KEY must be at least 16 characters")
         return settings.resolved()
 
     def replace(self, **changes: object) -> Settings:
@@ -199,6 +211,16 @@ class EnvReader:
         if not 0 < value < 10**7:
             raise SettingsError(f"{name} must be a positive number of seconds")
         return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        """One of `choices`, compared without case; unset or empty gives `default`."""
+        raw = self.env.get(name, "").strip()
+        if raw == "":
+            return default
+        for choice in choices:
+            if raw.lower() == choice.lower():
+                return choice
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
 
     def flag(self, name: str, default: bool) -> bool:
         raw = self.env.get(name, "").strip().lower()

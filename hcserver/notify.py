@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -35,6 +35,14 @@ from hcserver.views import check_to_json
 log = logging.getLogger("hcserver.notify")
 
 PENDING, DELIVERED, FAILED, DROPPED = "pending", "delivered", "failed", "dropped"
+# A flip's reason as its log line says it.
+_REASONS = {
+    "timeout": "missed deadline",
+    "success": "success ping",
+    "fail": "failure ping",
+    "pause": "paused",
+    "resume": "resumed",
+}
 
 
 def is_alertable(flip: Flip) -> bool:
@@ -83,6 +91,12 @@ class Notifier:
         self.backoff = backoff
         self._queues: dict[tuple[str, str], deque[Notification]] = {}
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # For /metrics: flips by the status changed to; notifications delivered and failed, and
+        # failed attempts, by channel kind.
+        self.flips: Counter[str] = Counter()
+        self.sent: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.failed_attempts: Counter[str] = Counter()
 
     # -- Observer ---------------------------------------------------------------------------------
 
@@ -93,6 +107,9 @@ class Notifier:
         pass  # its queued notifications are dropped when their turn comes
 
     def flipped(self, check: Check, flip: Flip) -> None:
+        self.flips[flip.new_status] += 1
+        log.info('check %s "%s" %s -> %s (%s)', check.uuid, check.name, flip.old_status, flip.new_status,
+                 _REASONS.get(flip.reason, flip.reason))  # fmt: skip
         if not is_alertable(flip):
             return
         for channel_id in check.channels:
@@ -149,18 +166,23 @@ class Notifier:
             self._save_channel(channel)
             if result.ok:
                 notification.status, notification.error = DELIVERED, ""
+                self.sent[channel.kind] += 1
                 self._save(notification)
                 return
             notification.error = result.error
-            log.warning("alert for %s via %s failed (attempt %d): %s", check.uuid, channel.name or channel.id,
-                        notification.attempts, result.error)  # fmt: skip
+            self.failed_attempts[channel.kind] += 1
+            log.warning("alert for %s via %s channel %s failed (attempt %d of %d): %s", check.uuid, channel.kind,
+                        channel.name or channel.id, notification.attempts, self.attempts, result.error)  # fmt: skip
             if result.permanent:
+                log.warning("%s channel %s (%s) is disabled until it is updated: %s", channel.kind,
+                            channel.name or channel.id, channel.id, result.error)  # fmt: skip
                 break
             self._save(notification)
             if notification.attempts < self.attempts:
                 delay = self.backoff[min(notification.attempts - 1, len(self.backoff) - 1)]
                 await asyncio.sleep(delay)
         notification.status = FAILED
+        self.failed[channel.kind] += 1
         self._save(notification)
 
     async def _alert_context(self, check: Check, notification: Notification) -> AlertContext:

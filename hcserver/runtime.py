@@ -31,6 +31,7 @@ from hcserver.config import Settings
 from hcserver.context import Context
 from hcserver.domain.index import Index
 from hcserver.domain.projects import IssuedKeys, KeyHasher
+from hcserver.metrics import MeteredFlushStats, ServerMetrics, WriterRestarts
 from hcserver.notify import PENDING, Notifier
 from hcserver.scheduler import DeadlineScheduler
 from persistence.recovery import load_notifications, recover
@@ -60,6 +61,7 @@ class Runtime:
     notifier: Notifier
     issued_keys: IssuedKeys | None
     _scheduler_task: asyncio.Task[None]
+    metrics: ServerMetrics | None = None
     _housekeeping_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -104,12 +106,14 @@ class Runtime:
         undo.push_async_callback(store.close)
         if idle_writer and not store.idle_writer:
             log.warning("HC_IDLE_WRITER: this system refused idle CPU priority; the writer flushes at normal priority")
+        loading = time.perf_counter()
         index = Index(KeyHasher(await store.secret()))
         report = await recover(store, index, ping_log_limit=settings.ping_log_limit)
         for record in report.channels:
             channel = Channel.from_record(record)
             index.channels[channel.id] = channel
         notifications = await load_notifications(store, PENDING)
+        recovery_s = time.perf_counter() - loading
         recorder = WriteBehind(
             store,
             flush_interval_ms=settings.flush_interval_ms,
@@ -122,6 +126,11 @@ class Runtime:
             # even when the disk is failing or hanging and the last flush cannot land.
             drain_timeout_s=4.0,
         )
+        # The same statistics, with the histograms /metrics shows.
+        recorder.stats = MeteredFlushStats()
+        writer_restarts = WriterRestarts()
+        logging.getLogger("persistence.store").addFilter(writer_restarts)
+        undo.callback(logging.getLogger("persistence.store").removeFilter, writer_restarts)
         ctx = Context(settings=settings, index=index, recorder=recorder, clock=clock)
         keys = ensure_project(ctx)
 
@@ -154,6 +163,16 @@ class Runtime:
         scheduler_task = asyncio.ensure_future(scheduler.run())
         runtime = cls(ctx, server, store, recorder, scheduler, notifier, keys, scheduler_task)
         runtime._housekeeping_task = asyncio.ensure_future(_keep_gc_off_the_checks(index))
+        runtime.metrics = metrics = ServerMetrics(
+            ctx,
+            server=server,
+            notifier=notifier,
+            recorder=recorder,
+            recovery_s=recovery_s,
+            writer_restarts=writer_restarts,
+        )
+        server.app.settings["metrics"] = metrics
+        metrics.start()
         return runtime
 
     async def stop(self) -> None:
@@ -162,6 +181,10 @@ class Runtime:
         await self.server.stop(timeout=3.0)
         if self._housekeeping_task is not None:
             self._housekeeping_task.cancel()
+        if self.metrics is not None:
+            await self.metrics.stop()
+            if self.metrics.writer_restarts is not None:
+                logging.getLogger("persistence.store").removeFilter(self.metrics.writer_restarts)
         self.scheduler.stop()
         await self._scheduler_task
         await self.notifier.close()

@@ -22,7 +22,7 @@ import logging
 import socket
 import ssl
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from http.client import responses
 from typing import Any
@@ -39,6 +39,8 @@ from hcserver.web.routes import AppPaths
 from hcserver.web.tornado_internals import PeerContext
 
 log = logging.getLogger("hcserver.http")
+# One line per ping answer at DEBUG: method, target (a slug URL's ping key masked), code, microseconds.
+access_log = logging.getLogger("hcserver.access")
 
 # Our limits, answered 414 and 431 as soon as a request passes them.
 MAX_TARGET = 8 * 1024
@@ -134,10 +136,13 @@ class Request:
         "method",
         "received",
         "refusal",
+        "started",
         "target",
         "ua",
         "version",
     )
+    # Set only while the access log is on (DEBUG), so a ping pays nothing for it otherwise.
+    started: float
 
     def __init__(self, method: str, target: str, version: str, keep_alive: bool) -> None:
         self.method = method
@@ -312,6 +317,8 @@ class HttpConnection(asyncio.Protocol):
             target = origin_form(target)
         request = Request(parser.get_method().decode(), target, parser.get_http_version(), parser.should_keep_alive())
         request.headers = self.headers
+        if self.server.access_log:
+            request.started = time.perf_counter()
         self.reading = request
         for name, value in self.headers:
             which = _PING_HEADERS.get(name.lower())
@@ -455,7 +462,11 @@ class HttpConnection(asyncio.Protocol):
         ending = request.ending
         if request.refusal is not None or (self.server.stopping and request.version == "1.1"):
             ending = CLOSE
-        self._write(self.server.answers.get(code, text, request.head, ending))
+        server = self.server
+        self._write(server.answers.get(code, text, request.head, ending))
+        server.answered[code] += 1
+        if server.access_log:
+            _log_access(request, code)
         self._answered(request, ending == CLOSE)
 
     def _answered(self, request: Request, close: bool) -> None:
@@ -611,6 +622,28 @@ class HttpConnection(asyncio.Protocol):
             self._close()
 
 
+def _log_access(request: Request, code: int) -> None:
+    started = getattr(request, "started", None)
+    took = f"{(time.perf_counter() - started) * 1e6:.0f}" if started is not None else "-"
+    access_log.debug("%s %s %d %s us", request.method, mask_ping_key(request.target), code, took)
+
+
+def mask_ping_key(target: str) -> str:
+    """A request target with the ping key of a slug URL replaced by `***`, for the logs.
+
+    >>> mask_ping_key("/ping/abcdefghijklmnopqrstuv/backup/start?create=1")
+    '/ping/***/backup/start?create=1'
+    >>> mask_ping_key("/5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278/fail")
+    '/5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278/fail'
+    """
+    path, mark, query = target.partition("?")
+    start = 6 if path.startswith("/ping/") else 1
+    end = path.find("/", start)
+    if end == -1 or end - start == 36:  # one segment, or a check's uuid
+        return target
+    return path[:start] + "***" + path[end:] + mark + query
+
+
 def _has_body(request: Request) -> bool:
     return request.length not in ("", "0") or any(name.lower() == b"transfer-encoding" for name, _ in request.headers)
 
@@ -743,6 +776,10 @@ class HttpServer:
         self.app_paths = app_paths
         self.pinger = Pinger(ctx)
         self.answers = Answers(settings.ping_body_limit)
+        # Answers on the ping path by status code, for /metrics: a plain count per answer.
+        self.answered: Counter[int] = Counter()
+        # Asked once: with DEBUG off, a ping costs one attribute test for the access log.
+        self.access_log = access_log.isEnabledFor(logging.DEBUG)
         self.ping_body_limit = settings.ping_body_limit
         self.max_request_body = settings.max_request_body
         self.max_api_body = settings.max_api_body

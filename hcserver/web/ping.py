@@ -180,6 +180,8 @@ class Pinger:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.proxies = TrustedProxies(ctx.settings.trusted_proxies)
+        # Pings recorded, by the action their URL asks for: plain integers, read by /metrics.
+        self.kinds = dict.fromkeys(_ACTIONS.values(), 0)
 
     def answer(
         self,
@@ -223,6 +225,7 @@ class Pinger:
                 exitstatus=route.exitstatus,
             )
             created, waiter = record_ping(self.ctx, route, request)
+            self.kinds[route.action] += 1
         except DomainError as e:
             return e.status, e.message, None
         except Exception:

@@ -13,7 +13,7 @@ from typing import Any
 from tornado.web import Application
 
 from hcserver.context import Context
-from hcserver.web import badges, channels_api, dashboard
+from hcserver.web import badges, channels_api, dashboard, metrics
 from hcserver.web.api import (
     UUID,
     UUID_OR_KEY,
@@ -40,6 +40,7 @@ def route_table() -> list[tuple[str, Any]]:
     return [
         (r"/", dashboard.HomeHandler),
         *dashboard.routes(),
+        *metrics.routes(),
         (V + r"/checks/", ChecksHandler),
         (V + r"/checks/" + UUID_OR_KEY, CheckHandler),
         (V + r"/checks/" + UUID + r"/(?P<action>pause|resume)", PauseHandler),
