@@ -102,7 +102,9 @@ class Runtime:
                     "at a file in a directory this user can write to"
                 ) from None
         idle_writer = settings.idle_writer and not settings.durable
-        store = await Store.open(settings.db, durable=settings.durable, idle_writer=idle_writer)
+        store = await Store.open(
+            settings.db, durable=settings.durable, idle_writer=idle_writer, ping_log_limit=settings.ping_log_limit
+        )
         undo.push_async_callback(store.close)
         if idle_writer and not store.idle_writer:
             log.warning("HC_IDLE_WRITER: this system refused idle CPU priority; the writer flushes at normal priority")

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 import msgpack  # type: ignore[import-untyped]  # no stubs or py.typed upstream
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 FRAME_HEADER = struct.Struct(">Q")
 
 # Rows per multi-row statement (and per chunk, as the server packs them). A multi-row statement is one
@@ -136,8 +136,6 @@ class WriteSet:
     notifications: list[tuple[str, float, str, str, bytes]] = field(default_factory=list)
     # One PingRows per check: its rows go as they were packed.
     ping_logs: list[PingRows] = field(default_factory=list)
-    # (check id, highest n to delete): one range delete per check touched
-    ping_prunes: list[tuple[str, int]] = field(default_factory=list)
     # (seq, check id, created, data)
     flips: list[tuple[int, str, float, bytes]] = field(default_factory=list)
     # (check id, flips to keep): also forgets notifications of the flips pruned

@@ -32,7 +32,7 @@ import msgpack  # type: ignore[import-untyped]  # no stubs or py.typed upstream
 from persistence.lock import StoreInUse
 from persistence.pacing import Pacer
 from persistence.protocol import FRAME_HEADER, PROTOCOL_VERSION, ROWS_PER_STATEMENT, SECTIONS, ProtocolError, WriteSet
-from persistence.schema import SCHEMA_VERSION, SchemaTooNew, StoreUnusable
+from persistence.schema import PING_SLOTS, SCHEMA_VERSION, SchemaTooNew, StoreUnusable
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -82,7 +82,7 @@ class _WriterProcess:
     WriterLost and the next call starts a fresh process and opens the file again.
     """
 
-    def __init__(self, path: str, durable: bool, busy_timeout_ms: int, idle_for_s: float) -> None:
+    def __init__(self, path: str, durable: bool, busy_timeout_ms: int, idle_for_s: float, ping_slots: int) -> None:
         self.path = path
         self._options = {
             "version": PROTOCOL_VERSION,
@@ -90,6 +90,7 @@ class _WriterProcess:
             "durable": durable,
             "busy_timeout_ms": busy_timeout_ms,
             "idle_for_s": idle_for_s,
+            "ping_slots": ping_slots,
         }
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
@@ -226,6 +227,8 @@ class Store:
         self._secret = secret
         # Highest flip sequence number stored: the writer numbers new flips after it.
         self.flip_seq = flip_seq
+        # The rows of each check's ping ring (see persistence.schema): the most pings kept per check.
+        self.ping_log_limit = PING_SLOTS
 
     @classmethod
     async def open(
@@ -236,13 +239,16 @@ class Store:
         busy_timeout_ms: int = 2000,
         idle_writer: bool = False,
         light_idle_s: float = LIGHT_IDLE_S,
+        ping_log_limit: int = PING_SLOTS,
     ) -> Store:
         """Open (creating or migrating) the file. `durable` makes every commit reach the disk
         (synchronous=FULL); otherwise a commit survives a crash of the process but may be lost with
         the machine's power (synchronous=NORMAL, the usual WAL choice). `idle_writer` asks for flushes
         at idle CPU priority, for their first IDLE_WRITER_FOR_S; `idle_writer` on the result says
         whether the system granted it. Without it, a write may ask for up to `light_idle_s` at idle
-        priority (not in durable mode, where pings wait for every commit; 0: never). A file that
+        priority (not in durable mode, where pings wait for every commit; 0: never). Each check's
+        pings are stored in a ring of `ping_log_limit` rows (the file's ring is resized to it,
+        keeping each check's newest pings, when it was made for another limit). A file that
         cannot serve as a store raises StoreUnusable; one another hcserver is using, StoreInUse;
         either way no process or thread is left running."""
         path = str(path)
@@ -251,7 +257,7 @@ class Store:
         except OSError:
             empty = False  # not there yet (the writer makes it), or the writer will say what is wrong
         idle_for_s = IDLE_WRITER_FOR_S if idle_writer else 0.0 if durable else light_idle_s
-        writer = _WriterProcess(path, durable, busy_timeout_ms, idle_for_s)
+        writer = _WriterProcess(path, durable, busy_timeout_ms, idle_for_s, ping_log_limit)
         reader: aiosqlite.Connection | None = None
         opened = await writer.open()
         migrated = opened["migrated"]
@@ -272,10 +278,12 @@ class Store:
             await writer.close()
             raise
         granted = bool(opened["idle"])
-        return cls(
+        store = cls(
             path, writer, reader, opened["secret"], opened["flip_seq"], durable,
             idle_writer=granted and idle_writer, light_idle_s=idle_for_s if granted and not idle_writer else 0.0,
         )  # fmt: skip
+        store.ping_log_limit = ping_log_limit
+        return store
 
     async def secret(self) -> bytes:
         """The server's 32 random bytes, made when the file was created (API keys are hashed with it)."""

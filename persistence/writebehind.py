@@ -233,7 +233,7 @@ class WriteBehind:
         flush_batch: int = 5000,
         max_pending: int = 200_000,
         max_pending_bytes: int = 256 << 20,
-        ping_log_limit: int = 100,
+        ping_log_limit: int | None = None,
         flip_limit: int = 1000,
         durable: bool = False,
         retry_cap_s: float = 2.0,
@@ -246,6 +246,12 @@ class WriteBehind:
         self._flush_batch = max(1, flush_batch)
         self._max_pending = max(1, max_pending)
         self._max_pending_bytes = max(1, max_pending_bytes)
+        if ping_log_limit is None:
+            ping_log_limit = store.ping_log_limit
+        elif ping_log_limit != store.ping_log_limit:
+            raise ValueError(
+                f"the store keeps {store.ping_log_limit} pings per check: open it with ping_log_limit={ping_log_limit}"
+            )
         self.ping_log_limit = ping_log_limit
         # A check's pending pings are trimmed to the limit once twice as many wait: a trim then
         # costs an unpack of `limit` rows every `limit` pings.
@@ -646,14 +652,12 @@ class WriteBehind:
             if data is not None:
                 ws.notifications.append((*key, str(record.get("status", "")), data))
         limit = self.ping_log_limit
-        for uuid, log in batch.ping_logs.items():
+        for log in batch.ping_logs.values():
             # A check's pings are in order of n, one apart: the newest is the last. Rows beyond the
-            # log limit are dropped here, and stored ones pruned in the same transaction.
+            # log limit are dropped here; stored ones are overwritten in the check's ring (each
+            # ping goes to slot n % limit, so the newest `limit` never share a slot).
             batch.nbytes -= log.trim(limit)
-            floor = log.last_n - limit
             ws.ping_logs.append(log)
-            if floor > 0:
-                ws.ping_prunes.append((uuid, floor))
             if pacer.due():
                 await pacer.rest()
         for uuid, flips in batch.flips.items():

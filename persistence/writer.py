@@ -48,7 +48,7 @@ from persistence.protocol import (
     check_version,
     read_frame,
 )
-from persistence.schema import execute, execute_many, fetch_all, one, prepare, rollback, unusable
+from persistence.schema import PING_SLOTS, execute, execute_many, fetch_all, one, prepare, rollback, unusable
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,16 +102,23 @@ _SECTIONS: dict[str, tuple[str, ...] | _Rows] = {
     "checks": _upsert_rows("checks", ("id",), ("project_id", "data")),
     "channels": _upsert_rows("channels", ("id",), ("project_id", "data")),
     "notifications": _upsert_rows("notifications", ("check_id", "flip_created", "channel_id"), ("status", "data")),
-    "ping_logs": _upsert_rows("pings", PING_COLUMNS[:2], PING_COLUMNS[2:]),
-    # (check id, highest n to delete): one range delete per check, through the index.
-    "ping_prunes": _Rows(
-        "DELETE FROM pings WHERE id IN (SELECT p.id FROM (VALUES",
-        2,
-        ") AS v JOIN pings AS p ON p.check_id = v.column1 AND p.n <= v.column2)",
+    # (check id, n, data): each into its check's ring, slot n % the ring's size (see `with_slots`).
+    "ping_logs": _Rows(
+        "INSERT INTO pings (check_id, slot, n, data) SELECT column1, column2 % {slots}, column2, column3 FROM (VALUES",
+        len(PING_COLUMNS),
+        ") WHERE true ON CONFLICT (check_id, slot) DO UPDATE SET n = excluded.n, data = excluded.data",
     ),
     "flips": _Rows("INSERT OR REPLACE INTO flips (seq, check_id, created, data) VALUES", 4),
     "flip_prunes": _FLIP_PRUNES,  # (check id, flips to keep)
 }
+
+
+def with_slots(ping_slots: int) -> dict[str, tuple[str, ...] | _Rows]:
+    """The sections, with the pings upsert made for a ring of `ping_slots` per check."""
+    pings = _SECTIONS["ping_logs"]
+    assert isinstance(pings, _Rows)
+    ring = _Rows(pings.head.format(slots=int(ping_slots)), pings.width, pings.tail)
+    return {**_SECTIONS, "ping_logs": ring}
 
 
 # Runs one statement: `run(fn, *args)` calls `fn(*args)`, on whichever thread it chooses.
@@ -122,20 +129,26 @@ def _inline(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
-def write(conn: sqlite3.Connection, request: Any, run: Run = _inline) -> None:
+def write(
+    conn: sqlite3.Connection,
+    request: Any,
+    run: Run = _inline,
+    statements: dict[str, tuple[str, ...] | _Rows] | None = None,
+) -> None:
     """One flush (a `write` request's map, see persistence.protocol), in one transaction; on any
     error roll back and raise. A request of another version, or with a section this writer does
-    not know, is refused before anything runs."""
+    not know, is refused before anything runs. `statements`: `with_slots` for the file's ring."""
+    how_to = statements if statements is not None else with_slots(PING_SLOTS)
     check_version(request)
     sections = request.get("sections")
     if not isinstance(sections, dict):
         raise ProtocolError("a write needs a map of sections")
-    unknown = sorted(map(str, set(sections) - set(_SECTIONS)))
+    unknown = sorted(map(str, set(sections) - set(how_to)))
     if unknown:
         raise ProtocolError(f"unknown write sections: {', '.join(unknown)}")
     run(execute, conn, "BEGIN IMMEDIATE")
     try:
-        for name, how in _SECTIONS.items():
+        for name, how in how_to.items():
             chunks = sections.get(name)
             if not chunks:
                 continue
@@ -194,6 +207,7 @@ class _Session:
         self.conn: sqlite3.Connection | None = None
         self.idle_for_s = 0.0
         self.idle: _IdleThread | None = None
+        self.sections = with_slots(PING_SLOTS)
         # The lock descriptors (see `lock`): never closed before the process ends.
         self.locks: list[int] = []
 
@@ -214,7 +228,9 @@ class _Session:
                 self.conn = sqlite3.connect(
                     path, isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
                 )
-                opened = prepare(self.conn, path, durable, busy_timeout_ms)
+                ping_slots = int(options.get("ping_slots", PING_SLOTS))
+                opened = prepare(self.conn, path, durable, busy_timeout_ms, ping_slots)
+                self.sections = with_slots(ping_slots)
             except sqlite3.Error as exc:
                 self.close()
                 raise unusable(path, exc) from exc
@@ -228,7 +244,7 @@ class _Session:
         if op == "write":
             (message,) = args
             idle_s = message.get("idle_s") if isinstance(message, dict) else None
-            return write(self.conn, message, self._runner(idle_s))
+            return write(self.conn, message, self._runner(idle_s), self.sections)
         ops: dict[str, Callable[..., Any]] = {"one": one, "all": fetch_all}
         if op not in ops:
             raise ValueError(f"unknown writer op {op!r}")

@@ -52,7 +52,12 @@ def ping(c: Check, now: float, action: str = "success", body: bytes | None = Non
 
 async def open_writer(path: Path, **settings: Any) -> WriteBehind:
     durable = settings.pop("durable", False)
-    store = await Store.open(path, durable=durable, busy_timeout_ms=settings.pop("busy_timeout_ms", 2000))
+    store = await Store.open(
+        path,
+        durable=durable,
+        busy_timeout_ms=settings.pop("busy_timeout_ms", 2000),
+        ping_log_limit=settings.get("ping_log_limit", 100),
+    )
     return WriteBehind(store, durable=durable, **settings)
 
 

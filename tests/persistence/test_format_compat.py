@@ -34,6 +34,16 @@ CREATE TABLE notifications (
     status TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (check_id, flip_created, channel_id)
 ) WITHOUT ROWID;
 """
+# Schema version 2: version 1 with each check's pings in a ring of slots (the table made under
+# another name, then renamed, which is how SQLite then records it).
+SCHEMA_V2 = SCHEMA_V1.replace(
+    """CREATE TABLE pings (id INTEGER PRIMARY KEY, check_id TEXT NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE UNIQUE INDEX pings_by_check ON pings (check_id, n);""",
+    """CREATE TABLE "pings" (
+    check_id TEXT NOT NULL, slot INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (check_id, slot)
+) WITHOUT ROWID;""",
+)
 SECRET = bytes(range(32))
 UUID = "5bf66975-1c4c-4d2a-9c4e-000000000001"
 T0 = 1_700_000_000.0
@@ -139,15 +149,36 @@ async def test_a_version_1_store_opens_recovers_and_carries_on(tmp_path):
 
 
 def schema_of_a_new_store(tmp_path) -> list[tuple[str, str, str]]:
-    fresh = tmp_path / "v1-schema.db"
+    fresh = tmp_path / "v2-schema.db"
     conn = sqlite3.connect(fresh)
-    conn.executescript(SCHEMA_V1)
+    conn.executescript(SCHEMA_V2)
     conn.close()
     return schema_of(fresh)
 
 
 @async_test
-async def test_a_new_store_has_the_tables_of_schema_version_1(tmp_path):
+async def test_a_new_store_has_the_tables_of_schema_version_2(tmp_path):
     store = await Store.open(tmp_path / "new.db")
     await store.close()
     assert schema_of(tmp_path / "new.db") == schema_of_a_new_store(tmp_path)
+    assert rows(tmp_path / "new.db", "SELECT key, value FROM meta WHERE key != 'secret' ORDER BY key") == [
+        ("ping_slots", 100),
+        ("schema_version", 2),
+    ]
+
+
+@async_test
+async def test_a_version_1_store_keeps_each_checks_newest_pings_in_its_ring(tmp_path):
+    db = tmp_path / "v1.db"
+    write_v1_store(db)
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.executemany(
+        "INSERT INTO pings (check_id, n, data) VALUES (?, ?, ?)",
+        [(UUID, n, ping_v1(n)) for n in range(4, 131)] + [("another-check", n, ping_v1(n)) for n in (7, 8)],
+    )
+    conn.close()
+
+    store = await Store.open(db)
+    await store.close()
+    kept = rows(db, "SELECT check_id, slot, n FROM pings ORDER BY check_id, n")
+    assert kept == [(UUID, n % 100, n) for n in range(31, 131)] + [("another-check", 7, 7), ("another-check", 8, 8)]

@@ -132,7 +132,7 @@ async def test_startup_never_reads_the_pings(tmp_path):
             wb.ping_recorded(c, *ping(c, T0 + i, body=b"x" * 300))
         await wb.flush_once()
     await wb.close()
-    spoil_pages_of(db, "pings", "pings_by_check")
+    spoil_pages_of(db, "pings")
     with pytest.raises(sqlite3.DatabaseError, match="malformed"):
         conn = sqlite3.connect(db)
         try:

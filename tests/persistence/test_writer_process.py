@@ -79,10 +79,10 @@ def test_the_protocol_answers_every_request_and_reports_errors_without_dying(tmp
     assert answers[0][:2] == [False, "RuntimeError"]
     assert answers[1][:2] == [False, "ProtocolError"] and "version" in answers[1][2]
     opened = answers[2][1]
-    assert answers[2][0] is True and len(opened["secret"]) == 32 and opened["migrated"] == [1]
+    assert answers[2][0] is True and len(opened["secret"]) == 32 and opened["migrated"] == [1, 2]
     assert (opened["flip_seq"], opened["idle"]) == (0, False)
     assert answers[3] == [True, "wal"]
-    assert answers[4] == [True, [["schema_version"], ["secret"]]]
+    assert answers[4] == [True, [["ping_slots"], ["schema_version"], ["secret"]]]
     assert answers[5] == [False, "ValueError", "unknown writer op 'explode'"]
     assert answers[6][:2] == [False, "OperationalError"] and "no_such_table" in answers[6][2]
     assert answers[7][0] is False
