@@ -99,6 +99,7 @@ class Settings:
     flush_batch: int = 5000
     max_pending: int = 200_000
     max_pending_bytes: int = 256 << 20
+    max_pending_age_ms: int = 500
     idle_writer: bool = False
     restart_grace: bool = True
 
@@ -134,6 +135,7 @@ class Settings:
             flush_batch=r.integer("HC_FLUSH_BATCH", d.flush_batch, 1, 10_000_000),
             max_pending=r.integer("HC_MAX_PENDING", d.max_pending, 1, 100_000_000),
             max_pending_bytes=r.integer("HC_MAX_PENDING_BYTES", d.max_pending_bytes, 1 << 20, 1 << 40),
+            max_pending_age_ms=r.integer("HC_MAX_PENDING_AGE_MS", d.max_pending_age_ms, 50, 3_600_000),
             idle_writer=r.flag("HC_IDLE_WRITER", d.idle_writer),
             restart_grace=r.flag("HC_RESTART_GRACE", d.restart_grace),
         )

@@ -122,6 +122,7 @@ class Runtime:
             flush_batch=settings.flush_batch,
             max_pending=settings.max_pending,
             max_pending_bytes=settings.max_pending_bytes,
+            max_pending_age_ms=settings.max_pending_age_ms,
             ping_log_limit=settings.ping_log_limit,
             durable=settings.durable,
             # With the HTTP server's 3 s to finish in-flight requests, a stop stays under 10 s

@@ -1,5 +1,6 @@
 """What the write-behind has done so far, as its status shows it: flushes, errors, the last flush,
-commit lag percentiles, and records skipped because they could not be encoded or decoded.
+commit lag percentiles, records skipped because they could not be encoded or decoded, and how often
+answers were held back for a writer slower than the pings.
 
     stats = FlushStats()
     stats.committed(rows=ws.rows(), accepted=batch.accepted, started=t0, committed=t1)
@@ -18,12 +19,24 @@ LAG_SAMPLES_PER_FLUSH = 1000
 
 
 class FlushStats:
-    __slots__ = ("_lags", "_percentiles", "flush_errors", "flushes", "last_changes", "last_ms", "last_size", "skipped")
+    __slots__ = (
+        "_lags",
+        "_percentiles",
+        "flush_errors",
+        "flushes",
+        "last_changes",
+        "last_ms",
+        "last_size",
+        "skipped",
+        "slowed",
+    )
 
     def __init__(self) -> None:
         self.flushes = 0
         self.flush_errors = 0
         self.skipped = 0
+        # Times answers began to wait because the oldest unwritten change was past its age limit.
+        self.slowed = 0
         self.last_size = 0
         self.last_changes = 0
         self.last_ms = 0.0
@@ -57,6 +70,7 @@ class FlushStats:
             "commit_lag_ms_p50": p50,
             "commit_lag_ms_p99": p99,
             "skipped_records": self.skipped,
+            "slowed_for_the_writer": self.slowed,
         }
 
 

@@ -15,11 +15,15 @@ retried with backoff, so nothing acknowledged is lost while the disk misbehaves.
 
 The recorder methods return None, or an awaitable the handler must await before answering:
 - in durable mode, always: it completes once the transaction holding the change has committed;
-- when `max_pending` changes, or `max_pending_bytes` of pings, wait for the disk: it completes when
-  there is room again.
+- when `max_pending` changes, or `max_pending_bytes` of pings, wait for the disk, or while the
+  writer keeps up but the oldest change not yet committed is older than `max_pending_age_ms` (the
+  writer is slower than the pings): it completes when there is room again. So the changes at risk in
+  a crash stay within that age, and under more pings than the disk takes, answers slow down to the
+  disk's pace instead. (While flushes fail, only the count and the bytes hold answers back.)
 
 A check's pings beyond the ping log limit are dropped from memory before they are written (they
-would be pruned in the same transaction), so a backlog never writes more than the limit per check.
+would only overwrite each other in the check's ring), so a backlog never writes more than the limit
+per check.
 A retry after a failed flush writes the batch in pieces of a transaction each, oldest first, a check
 whole in one piece: on a disk with little room the pieces that fit land, and one that cannot fit
 does not hold back the rest.
@@ -233,6 +237,7 @@ class WriteBehind:
         flush_batch: int = 5000,
         max_pending: int = 200_000,
         max_pending_bytes: int = 256 << 20,
+        max_pending_age_ms: float = 500.0,
         ping_log_limit: int | None = None,
         flip_limit: int = 1000,
         durable: bool = False,
@@ -246,6 +251,7 @@ class WriteBehind:
         self._flush_batch = max(1, flush_batch)
         self._max_pending = max(1, max_pending)
         self._max_pending_bytes = max(1, max_pending_bytes)
+        self._max_age = max_pending_age_ms / 1000
         if ping_log_limit is None:
             ping_log_limit = store.ping_log_limit
         elif ping_log_limit != store.ping_log_limit:
@@ -273,6 +279,7 @@ class WriteBehind:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._room: asyncio.Future[None] | None = None
+        self._room_for_age = False  # the room was closed by max_pending_age_ms (not logged as a warning)
         # The task awaiting a store.write, and once stopping, the loop time by which the drain ends
         # (see `stop`); a write still unanswered then is cancelled by `_expiry` (`_expired` says so).
         self._writing: asyncio.Task[Any] | None = None
@@ -359,24 +366,30 @@ class WriteBehind:
         return self._accepted(batch)
 
     def _accepted(self, batch: _Batch) -> Awaitable[None] | None:
-        batch.accepted.append(self._clock())
+        now = self._clock()
+        batch.accepted.append(now)
         if (self.durable or len(batch.accepted) >= self._flush_batch) and not self._wake.is_set():
             self._wake.set()
         size, nbytes = self._backlog()  # `batch` is the pending one, counted there
         # Every caller gets its own shield: one cancelled request must not cancel the shared future
         # that all the others wait on.
         done = asyncio.shield(batch.waiter()) if self.durable else None
-        if size < self._max_pending and nbytes < self._max_pending_bytes:
+        if size < self._max_pending and nbytes < self._max_pending_bytes and not self._too_old(now):
             return done
         room = self._room
         if room is None:
             room = self._room = asyncio.get_running_loop().create_future()
-            log.warning(
-                "%d changes, %d bytes of pings, wait for the disk (max_pending or max_pending_bytes); "
-                "answers are delayed until they are written",
-                size,
-                nbytes,
-            )
+            self._room_for_age = self._too_old(now)
+            if self._room_for_age:
+                self.stats.slowed += 1
+                log.debug("the oldest unwritten change is over max_pending_age_ms old: answers wait for the writer")
+            else:
+                log.warning(
+                    "%d changes, %d bytes of pings, wait for the disk (max_pending or max_pending_bytes); "
+                    "answers are delayed until they are written",
+                    size,
+                    nbytes,
+                )
         return asyncio.shield(room) if done is None else _both(done, asyncio.shield(room))
 
     # -- Recorder: history reads (pending records merged with stored rows) ------------------------
@@ -609,19 +622,28 @@ class WriteBehind:
             nbytes += batch.nbytes
         return size, nbytes
 
+    def _too_old(self, now: float) -> bool:
+        """Whether the oldest change not yet committed is past `max_pending_age_ms`, with flushes
+        succeeding (a failing disk is bounded by count and bytes alone)."""
+        if self._error is not None:
+            return False
+        batch = self._inflight[0] if self._inflight else self._pending
+        return bool(batch.accepted) and now - batch.accepted[0] > self._max_age
+
     def _release_room(self) -> None:
         if self._room is None:
             return
         size, nbytes = self._backlog()
-        if size < self._max_pending and nbytes < self._max_pending_bytes:
+        if size < self._max_pending and nbytes < self._max_pending_bytes and not self._too_old(self._clock()):
             self._room.set_result(None)
             self._room = None
-            log.warning(
-                "pending changes back under max_pending and max_pending_bytes (%d, %d bytes): "
-                "answers are no longer delayed",
-                size,
-                nbytes,
-            )
+            if not self._room_for_age:
+                log.warning(
+                    "pending changes back under max_pending and max_pending_bytes (%d, %d bytes): "
+                    "answers are no longer delayed",
+                    size,
+                    nbytes,
+                )
 
     async def _encode(self, batch: _Batch) -> WriteSet:
         # In slices (see persistence.pacing): the batch is already detached, and each snapshot is
@@ -734,6 +756,7 @@ class WriteBehind:
             "pending_bytes": pending_bytes,
             "max_pending": self._max_pending,
             "max_pending_bytes": self._max_pending_bytes,
+            "max_pending_age_ms": self._max_age * 1000,
             "oldest_pending_age_ms": round((now - oldest) * 1000, 3) if oldest is not None else 0.0,
             **self.stats.status(),
             "durable": self.durable,

@@ -1,11 +1,13 @@
 """A backlog of pending changes: trimmed to the ping log limit before it is written, bounded in bytes
-as well as in count, and written in pieces after a failure, so what fits on a full disk lands."""
+and in age as well as in count, and written in pieces after a failure, so what fits on a full disk
+lands."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+from tests.fakes import FakeClock
 from tests.persistence.helpers import T0, async_test, check, count, fill, open_writer, ping, project, rows
 
 
@@ -84,4 +86,43 @@ async def test_on_a_full_disk_a_piece_that_cannot_fit_does_not_hold_back_the_oth
     assert await wb.flush_once()
     assert count(db, "pings", "WHERE check_id = ?", (big.uuid,)) == 401
     assert wb.status()["pending"] == 0 and wb.status()["ok"]
+    await wb.close()
+
+
+@async_test
+async def test_answers_wait_while_the_oldest_unwritten_change_is_past_its_age_limit(tmp_path):
+    clock = FakeClock(T0)
+    wb = await open_writer(tmp_path / "data.db", max_pending_age_ms=500, flush_interval_ms=60_000, clock=clock)
+    wb.project_changed(project())
+    c = check()
+    assert wb.ping_recorded(c, *ping(c, T0)) is None
+    clock.advance(0.4)
+    assert wb.ping_recorded(c, *ping(c, T0 + 0.4)) is None
+    clock.advance(0.2)  # the project, 0.6 s old and not written: the writer is behind
+    waiting = wb.ping_recorded(c, *ping(c, T0 + 0.6))
+    assert waiting is not None and wb.ping_recorded(c, *ping(c, T0 + 0.6)) is not None
+    assert wb.status()["slowed_for_the_writer"] == 1
+    assert await wb.flush_once()
+    await waiting  # written, so the oldest change left is new: room again
+    assert wb.ping_recorded(c, *ping(c, T0 + 0.6)) is None
+    await wb.close()
+
+
+@async_test
+async def test_while_flushes_fail_age_holds_no_answer_back(small_fs: Path):
+    clock = FakeClock(T0)
+    db = small_fs / "data.db"
+    wb = await open_writer(db, max_pending_age_ms=500, flush_interval_ms=60_000, retry_cap_s=0.05, clock=clock)
+    wb.project_changed(project())
+    c = check()
+    wb.ping_recorded(c, *ping(c, T0))
+    assert await wb.flush_once()
+    filler = fill(small_fs, leave_bytes=0)
+    wb.ping_recorded(c, *ping(c, T0, body=b"x" * 200_000))
+    assert await wb.flush_once() is False
+    clock.advance(5)
+    # Older than the limit, but the disk is failing: the count and byte bounds decide.
+    assert wb.ping_recorded(c, *ping(c, T0 + 5)) is None
+    filler.unlink()
+    assert await wb.flush_once()
     await wb.close()

@@ -26,5 +26,5 @@ def test_a_big_flush_gives_a_sample_of_its_lags():
 def test_status_keeps_the_order_of_its_keys():
     assert list(FlushStats().status()) == [
         "last_flush_size", "last_flush_changes", "last_flush_ms", "flush_errors", "flushes",
-        "commit_lag_ms_p50", "commit_lag_ms_p99", "skipped_records",
+        "commit_lag_ms_p50", "commit_lag_ms_p99", "skipped_records", "slowed_for_the_writer",
     ]  # fmt: skip
