@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import time
 from bisect import bisect_left
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from hcserver.app import HcServer
     from hcserver.context import Context
     from hcserver.notify import Notifier
+    from persistence.store import Store
 
 # Seconds; the upper bounds of the histograms' buckets (+Inf is added).
 FLUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -37,8 +37,6 @@ LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 # How often the event-loop lag is sampled: a timer that fires late by the time the loop was busy.
 LOOP_LAG_EVERY_S = 0.5
 _STATUSES = (NEW, UP, GRACE, DOWN, PAUSED, STARTED)
-# Logged by persistence.store each time it starts a writer process after the first.
-_WRITER_RESTART = "starting a new SQLite writer process"
 
 
 def version() -> str:
@@ -110,19 +108,6 @@ class MeteredFlushStats(FlushStats):
         self.commit_lag.observe_ages(accepted, committed)
 
 
-class WriterRestarts(logging.Filter):
-    """Counts the writer processes persistence.store starts after the first, from its log line."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and record.msg.startswith(_WRITER_RESTART):
-            self.count += 1
-        return True
-
-
 class LoopLag:
     """Samples how late a timer fires on the event loop: the time the loop was busy with other work."""
 
@@ -170,14 +155,14 @@ class ServerMetrics:
         notifier: Notifier | None = None,
         recorder: Any = None,
         recovery_s: float = 0.0,
-        writer_restarts: WriterRestarts | None = None,
+        store: Store | None = None,
     ) -> None:
         self.ctx = ctx
         self.server = server
         self.notifier = notifier
         self.recorder = recorder
         self.recovery_s = recovery_s
-        self.writer_restarts = writer_restarts
+        self.store = store
         self.loop_lag = LoopLag()
         self.version = version()
 
@@ -274,11 +259,11 @@ class ServerMetrics:
         )
         out.counter("hcserver_flushes_total", "Flushes committed.", [({}, status["flushes"])])
         out.counter("hcserver_flush_errors_total", "Flushes that failed.", [({}, status["flush_errors"])])
-        if self.writer_restarts is not None:
+        if self.store is not None:
             out.counter(
                 "hcserver_writer_restarts_total",
                 "SQLite writer processes started again after one was lost.",
-                [({}, self.writer_restarts.count)],
+                [({}, self.store.writer_restarts)],
             )
         stats = getattr(self.recorder, "stats", None)
         if isinstance(stats, MeteredFlushStats):

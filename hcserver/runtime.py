@@ -31,7 +31,7 @@ from hcserver.config import Settings
 from hcserver.context import Context
 from hcserver.domain.index import Index
 from hcserver.domain.projects import IssuedKeys, KeyHasher
-from hcserver.metrics import MeteredFlushStats, ServerMetrics, WriterRestarts
+from hcserver.metrics import MeteredFlushStats, ServerMetrics
 from hcserver.notify import PENDING, Notifier
 from hcserver.scheduler import DeadlineScheduler
 from persistence.recovery import load_notifications, recover
@@ -128,12 +128,9 @@ class Runtime:
             # With the HTTP server's 3 s to finish in-flight requests, a stop stays under 10 s
             # even when the disk is failing or hanging and the last flush cannot land.
             drain_timeout_s=4.0,
+            # The flush statistics, with the histograms /metrics shows.
+            stats=MeteredFlushStats(),
         )
-        # The same statistics, with the histograms /metrics shows.
-        recorder.stats = MeteredFlushStats()
-        writer_restarts = WriterRestarts()
-        logging.getLogger("persistence.store").addFilter(writer_restarts)
-        undo.callback(logging.getLogger("persistence.store").removeFilter, writer_restarts)
         ctx = Context(settings=settings, index=index, recorder=recorder, clock=clock)
         keys = ensure_project(ctx)
 
@@ -172,7 +169,7 @@ class Runtime:
             notifier=notifier,
             recorder=recorder,
             recovery_s=recovery_s,
-            writer_restarts=writer_restarts,
+            store=store,
         )
         server.app.settings["metrics"] = metrics
         metrics.start()
@@ -186,8 +183,6 @@ class Runtime:
             self._housekeeping_task.cancel()
         if self.metrics is not None:
             await self.metrics.stop()
-            if self.metrics.writer_restarts is not None:
-                logging.getLogger("persistence.store").removeFilter(self.metrics.writer_restarts)
         self.scheduler.stop()
         await self._scheduler_task
         await self.notifier.close()

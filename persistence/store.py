@@ -95,6 +95,7 @@ class _WriterProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self.opened: dict[str, Any] | None = None
+        self.restarts = 0  # processes started again after one was lost
 
     @property
     def pid(self) -> int | None:
@@ -116,6 +117,7 @@ class _WriterProcess:
         async with self._lock:
             if self._proc is None:
                 log.warning("starting a new SQLite writer process for %s", self.path)
+                self.restarts += 1
                 await self._start()
             return await self._exchange(body)
 
@@ -294,6 +296,11 @@ class Store:
         if not name.isidentifier():
             raise ValueError(f"not a pragma name: {name!r}")
         return await self._writer.call("one", f"PRAGMA {name}")
+
+    @property
+    def writer_restarts(self) -> int:
+        """Writer processes started again after one was lost (a crash, a kill)."""
+        return self._writer.restarts
 
     @property
     def writer_pid(self) -> int | None:

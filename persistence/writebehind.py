@@ -244,6 +244,7 @@ class WriteBehind:
         retry_cap_s: float = 2.0,
         drain_timeout_s: float = 8.0,
         clock: Callable[[], float] = time.monotonic,
+        stats: FlushStats | None = None,
     ) -> None:
         self._store = store
         self._codec = Codec()
@@ -296,7 +297,7 @@ class WriteBehind:
         self._error: str | None = None
         self._failures_in_row = 0
         self._backoff = 0.0
-        self.stats = FlushStats()
+        self.stats = stats if stats is not None else FlushStats()
 
     # -- Recorder: changes (the hot path; no I/O, no awaiting) ------------------------------------
 

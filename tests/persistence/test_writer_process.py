@@ -115,8 +115,9 @@ async def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(tmp_path)
     assert status["ok"] is False and "WriterLost" in status["error"] and status["pending"] == 3
     assert [p.n for p in await wb.recent_pings(c, 10)] == [4, 3, 2, 1]
 
+    assert wb._store.writer_restarts == 0
     assert await wb.flush_once()  # a new process, the same file
-    assert wb._store.writer_pid not in (None, first)
+    assert wb._store.writer_pid not in (None, first) and wb._store.writer_restarts == 1
     assert wb.status()["ok"] is True and count(db, "pings") == 4
     await wb.close()
 
