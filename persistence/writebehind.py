@@ -15,11 +15,12 @@ retried with backoff, so nothing acknowledged is lost while the disk misbehaves.
 
 The recorder methods return None, or an awaitable the handler must await before answering:
 - in durable mode, always: it completes once the transaction holding the change has committed;
-- when `max_pending` changes, or `max_pending_bytes` of pings, wait for the disk, or while the
-  writer keeps up but the oldest change not yet committed is older than `max_pending_age_ms` (the
-  writer is slower than the pings): it completes when there is room again. So the changes at risk in
-  a crash stay within that age, and under more pings than the disk takes, answers slow down to the
-  disk's pace instead. (While flushes fail, only the count and the bytes hold answers back.)
+- when `max_pending` changes, or `max_pending_bytes` of pings, wait for the disk, or while flushes
+  succeed but the oldest change not yet committed is more than `max_pending_age_ms` past the flush
+  interval (the writer is slower than the pings): it completes when there is room again. So the
+  changes at risk in a crash stay within the interval plus that age, and under more pings than the
+  disk takes, answers slow down to the disk's pace instead. (While flushes fail, only the count and
+  the bytes hold answers back.)
 
 A check's pings beyond the ping log limit are dropped from memory before they are written (they
 would only overwrite each other in the check's ring), so a backlog never writes more than the limit
@@ -252,7 +253,9 @@ class WriteBehind:
         self._flush_batch = max(1, flush_batch)
         self._max_pending = max(1, max_pending)
         self._max_pending_bytes = max(1, max_pending_bytes)
-        self._max_age = max_pending_age_ms / 1000
+        # How old the oldest unwritten change may grow: its flush is due one interval after it came,
+        # and the writer may be late with it by `max_pending_age_ms`.
+        self._max_age = self._interval + max_pending_age_ms / 1000
         if ping_log_limit is None:
             ping_log_limit = store.ping_log_limit
         elif ping_log_limit != store.ping_log_limit:
@@ -383,7 +386,7 @@ class WriteBehind:
             self._room_for_age = self._too_old(now)
             if self._room_for_age:
                 self.stats.slowed += 1
-                log.debug("the oldest unwritten change is over max_pending_age_ms old: answers wait for the writer")
+                log.debug("the writer is over max_pending_age_ms late: answers wait for it")
             else:
                 log.warning(
                     "%d changes, %d bytes of pings, wait for the disk (max_pending or max_pending_bytes); "
@@ -624,8 +627,8 @@ class WriteBehind:
         return size, nbytes
 
     def _too_old(self, now: float) -> bool:
-        """Whether the oldest change not yet committed is past `max_pending_age_ms`, with flushes
-        succeeding (a failing disk is bounded by count and bytes alone)."""
+        """Whether the oldest change not yet committed is more than `max_pending_age_ms` past its
+        flush interval, with flushes succeeding (a failing disk is bounded by count and bytes alone)."""
         if self._error is not None:
             return False
         batch = self._inflight[0] if self._inflight else self._pending
@@ -757,7 +760,7 @@ class WriteBehind:
             "pending_bytes": pending_bytes,
             "max_pending": self._max_pending,
             "max_pending_bytes": self._max_pending_bytes,
-            "max_pending_age_ms": self._max_age * 1000,
+            "max_pending_age_ms": round((self._max_age - self._interval) * 1000, 3),
             "oldest_pending_age_ms": round((now - oldest) * 1000, 3) if oldest is not None else 0.0,
             **self.stats.status(),
             "durable": self.durable,

@@ -92,19 +92,19 @@ async def test_on_a_full_disk_a_piece_that_cannot_fit_does_not_hold_back_the_oth
 @async_test
 async def test_answers_wait_while_the_oldest_unwritten_change_is_past_its_age_limit(tmp_path):
     clock = FakeClock(T0)
-    wb = await open_writer(tmp_path / "data.db", max_pending_age_ms=500, flush_interval_ms=60_000, clock=clock)
+    wb = await open_writer(tmp_path / "data.db", max_pending_age_ms=500, flush_interval_ms=1000, clock=clock)
     wb.project_changed(project())
     c = check()
     assert wb.ping_recorded(c, *ping(c, T0)) is None
-    clock.advance(0.4)
-    assert wb.ping_recorded(c, *ping(c, T0 + 0.4)) is None
-    clock.advance(0.2)  # the project, 0.6 s old and not written: the writer is behind
-    waiting = wb.ping_recorded(c, *ping(c, T0 + 0.6))
-    assert waiting is not None and wb.ping_recorded(c, *ping(c, T0 + 0.6)) is not None
+    clock.advance(1.4)
+    assert wb.ping_recorded(c, *ping(c, T0 + 1.4)) is None
+    clock.advance(0.2)  # the project, 1.6 s old and not written: the writer is 0.6 s late
+    waiting = wb.ping_recorded(c, *ping(c, T0 + 1.6))
+    assert waiting is not None and wb.ping_recorded(c, *ping(c, T0 + 1.6)) is not None
     assert wb.status()["slowed_for_the_writer"] == 1
     assert await wb.flush_once()
     await waiting  # written, so the oldest change left is new: room again
-    assert wb.ping_recorded(c, *ping(c, T0 + 0.6)) is None
+    assert wb.ping_recorded(c, *ping(c, T0 + 1.6)) is None
     await wb.close()
 
 
