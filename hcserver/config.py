@@ -99,7 +99,7 @@ class Settings:
     flush_batch: int = 5000
     max_pending: int = 200_000
     max_pending_bytes: int = 256 << 20
-    max_pending_age_ms: int = 500
+    max_pending_age_ms: int = 200
     idle_writer: bool = False
     restart_grace: bool = True
 

@@ -238,7 +238,7 @@ class WriteBehind:
         flush_batch: int = 5000,
         max_pending: int = 200_000,
         max_pending_bytes: int = 256 << 20,
-        max_pending_age_ms: float = 500.0,
+        max_pending_age_ms: float = 200.0,
         ping_log_limit: int | None = None,
         flip_limit: int = 1000,
         durable: bool = False,
@@ -532,8 +532,9 @@ class WriteBehind:
             # A regular flush (smaller than a full batch, and not the drain at shutdown) may wait for
             # a free core until the next one is due (see Store.write): it then finishes at normal
             # priority, so the next flush starts late by no more than its remaining work. A flush
-            # that must catch up runs at normal priority from the start.
-            light = len(batch.accepted) < self._flush_batch and not self._stop.is_set()
+            # that must catch up, or that answers wait for (see `_too_old`), runs at normal
+            # priority from the start.
+            light = len(batch.accepted) < self._flush_batch and not self._stop.is_set() and self._room is None
             error = await self._write(batch, idle_until=self._next_due if light else None)
             if error is not None:
                 self._failed(error, len(batch.accepted))

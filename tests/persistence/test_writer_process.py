@@ -222,10 +222,18 @@ def test_a_write_may_ask_for_less_idle_time_than_the_writer_was_opened_with_but_
 
 
 @needs_sched_idle
-@pytest.mark.parametrize("flush_batch", [100_000, 1000], ids=["regular", "full-batch"])
+@pytest.mark.parametrize(
+    ("flush_batch", "max_pending"),
+    [(100_000, 200_000), (1000, 200_000), (100_000, 1000)],
+    ids=["regular", "full-batch", "answers-waiting"],
+)
 @async_test
-async def test_a_regular_flush_runs_at_idle_priority_and_a_full_batch_at_normal_priority(tmp_path, flush_batch):
-    wb = await open_writer(tmp_path / "data.db", flush_interval_ms=5000, flush_batch=flush_batch)
+async def test_a_regular_flush_runs_at_idle_priority_and_a_full_batch_at_normal_priority(
+    tmp_path, flush_batch, max_pending
+):
+    wb = await open_writer(
+        tmp_path / "data.db", flush_interval_ms=5000, flush_batch=flush_batch, max_pending=max_pending
+    )
     pid = wb._store.writer_pid
     assert pid is not None and wb._store.light_idle_s > 0
     idle = idle_thread(pid)
@@ -243,10 +251,10 @@ async def test_a_regular_flush_runs_at_idle_priority_and_a_full_batch_at_normal_
     idle_ms = (cpu_ns(pid, idle) - before) / 1e6
     await wb.close()
     assert count(tmp_path / "data.db", "pings") == 5000
-    if flush_batch > 5000:
+    if flush_batch > 5000 and max_pending > 5000:
         assert idle_ms > 5, "a regular flush did not run at idle priority"
     else:
-        assert idle_ms < 1, "a flush of a full batch ran at idle priority"
+        assert idle_ms < 1, "a flush of a full batch, or one that answers wait for, ran at idle priority"
 
 
 @needs_sched_idle
