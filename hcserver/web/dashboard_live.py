@@ -9,7 +9,8 @@ a stream gone longer than `KEEP_S`) is answered `event: reload`, and the page re
 
 Cost on the ping path: the hub is in `ctx.observers` only while some page is subscribed, so with
 no dashboard open a ping does not call it at all. With dashboards open, a change costs a dict
-lookup and a set insertion per subscription of the check's project; the work of turning changes
+lookup and one set insertion, however many pages show the project (the pass hands the project's
+changes to each of them); the work of turning changes
 into messages runs at most every `INTERVAL_S`, once per check for all the streams that show it,
 and the interval grows when that work takes more than a small share of the loop.
 
@@ -98,6 +99,8 @@ class Hub:
         self.render_row = render_row
         self.subscriptions: dict[str, Subscription] = {}
         self.by_project: dict[str, list[Subscription]] = {}
+        # Checks changed since the last pass, by project (a project with subscriptions has a set).
+        self.changed: dict[str, set[str]] = {}
         self.observing = False
         self.interval = INTERVAL_S
         self._timer: asyncio.TimerHandle | None = None
@@ -107,11 +110,10 @@ class Hub:
     # -- Observer: called by the context on every change (pings included) --------------------------
 
     def check_changed(self, check: Check) -> None:
-        subs = self.by_project.get(check.project_id)
-        if subs is None:
+        changed = self.changed.get(check.project_id)
+        if changed is None:
             return
-        for sub in subs:
-            sub.pending.add(check.uuid)
+        changed.add(check.uuid)
         if self._timer is None:
             self._schedule()
 
@@ -133,6 +135,7 @@ class Hub:
             self._forget(min(waiting, key=lambda s: s.detached_at))
         self.subscriptions[token] = sub
         self.by_project.setdefault(project_id, []).append(sub)
+        self.changed.setdefault(project_id, set())
         self._observe()
         return sub
 
@@ -143,7 +146,7 @@ class Hub:
             return None
         sub.stream = stream
         sub.busy = False
-        if sub.pending and self._timer is None:
+        if (sub.pending or self.changed.get(project_id)) and self._timer is None:
             self._schedule()
         return sub
 
@@ -159,6 +162,7 @@ class Hub:
             subs.remove(sub)
             if not subs:
                 del self.by_project[sub.project_id]
+                self.changed.pop(sub.project_id, None)
         if not self.subscriptions:
             self._unobserve()
 
@@ -188,6 +192,7 @@ class Hub:
         """Send each open stream what changed for it; a check's part is built once for all streams."""
         self._timer = None
         started = time.perf_counter()
+        self._hand_out()
         now = self.ctx.clock()
         parts: dict[str, _Part] = {}
         waiting = False
@@ -204,6 +209,14 @@ class Hub:
         self.interval = min(MAX_INTERVAL_S, max(INTERVAL_S, took * LOAD_FACTOR))
         if waiting and self._timer is None:
             self._schedule()
+
+    def _hand_out(self) -> None:
+        """Add each project's changes since the last pass to what each of its pages has pending."""
+        for project_id, changed in self.changed.items():
+            if changed:
+                for sub in self.by_project.get(project_id, ()):
+                    sub.pending |= changed
+                changed.clear()
 
     def _message(self, sub: Subscription, now: float, parts: dict[str, _Part]) -> str | None:
         checks = self.ctx.index.checks

@@ -72,6 +72,25 @@ def test_changes_are_coalesced_into_one_message_per_pass():
     run(main())
 
 
+def test_a_change_is_noted_once_however_many_pages_show_it_and_each_page_gets_it():
+    async def main():
+        ctx, hub, checks = make_hub(3)
+        streams = []
+        for _ in range(20):
+            sub = hub.subscribe("p", False, checks, ctx.clock())
+            streams.append(FakeStream())
+            hub.attach(sub.token, "p", False, streams[-1])
+        checks[1].ping(PingRequest(action="success", method="GET"), ctx.clock())
+        ctx.check_changed(checks[1])
+        # One set for the project, none per page, until the pass hands it out.
+        assert hub.changed == {"p": {checks[1].uuid}}
+        assert all(not s.pending for s in hub.subscriptions.values())
+        await asyncio.sleep(dashboard_live.INTERVAL_S * 2)
+        assert all([list(m["rows"]) for m in stream.messages] == [[checks[1].uuid]] for stream in streams)
+
+    run(main())
+
+
 def test_a_renamed_check_is_sent_as_a_whole_row_and_a_deleted_one_as_gone():
     async def main():
         ctx, hub, checks = make_hub(2)
