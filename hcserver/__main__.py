@@ -1,4 +1,4 @@
-"""Command line: `hcserver serve` / `python -m hcserver serve`."""
+"""Command line: `hcserver serve` / `python -m hcserver serve`, and the admin commands (`hcserver.cli_admin`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from hcserver import logs, systemd
+from hcserver import cli_admin, logs, systemd
 from hcserver.alerts.settings import AlertSettings
 from hcserver.config import SETTINGS_HELP, Settings, SettingsError
 from hcserver.metrics import version
@@ -41,6 +41,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     serve.add_argument("--durable", action="store_true", default=None, help="answer pings after commit")
     serve.add_argument("--certfile", help="TLS certificate (PEM) to serve HTTPS")
     serve.add_argument("--keyfile", help="TLS private key (PEM)")
+    cli_admin.add_commands(commands)
     return parser.parse_args(argv)
 
 
@@ -104,6 +105,8 @@ async def serve(settings: Settings, alerts: AlertSettings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command != "serve":
+        return cli_admin.run(args)
     try:
         settings = settings_from(args, dict(os.environ))
         alerts = AlertSettings.from_env(os.environ)

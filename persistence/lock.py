@@ -196,3 +196,27 @@ def _running(pid: int) -> bool:
     except (OSError, IndexError):
         return True  # cannot tell: take it as running, which the message then names
     return state != b"Z"
+
+
+def ensure_free(path: str) -> None:
+    """Raise StoreInUse when a server's writer holds `path`'s store, naming that server's pid; for the
+    offline commands, which must not open a store a running server owns. Probes the lock file and
+    lets go at once; a writer that takes the lock right after still refuses the command (`lock`)."""
+    try:
+        fd = os.open(os.path.realpath(path) + ".lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return  # no lock file: no server has used this store here, or the directory is not readable
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            if holder is not None and _running(holder):
+                raise StoreInUse(f"{path} is in use by a running hcserver (pid {holder}); stop it first") from None
+            raise StoreInUse(
+                f"{path} is in use by the writer process of an hcserver that has stopped (pid {holder}); "
+                "it is finishing its last write: try again in a minute"
+            ) from None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
