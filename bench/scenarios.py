@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import secrets
 import selectors
 import socket
 import statistics
@@ -35,14 +36,16 @@ from bench.api import (
     create_checks,
     flush_status,
     ping_paths,
+    request_json,
     slug_paths,
     sum_n_pings,
     write_paths,
 )
 from bench.machine import describe_machine
 from bench.model import Correctness, Row, ScenarioRun, SuiteResult, Target
+from bench.nginx import CEILING_PATH, H2loadResult, H2loadSpec, Nginx, missing_tools, run_h2load
 from bench.server import BASELINES, Keys, ServerProcess
-from bench.wrk import LoadSpec, WrkResult, run_wrk
+from bench.wrk import MAX_RATE_PER_S, LoadSpec, WrkResult, run_wrk
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,12 @@ class BenchConfig:
     burst_connections: int = 1000
     # Browser dashboards holding the checks page's event stream open in the dashboards scenario.
     dashboards: int = 20
+    # How often the scraper scenario reads both metrics endpoints.
+    scrape_interval_s: float = 1.0
+    # The nginx scenario: HTTP/2 streams in flight per connection, and the requests of each case's
+    # warm-up, whose rate sizes the first round's request count (later rounds: the round before).
+    nginx_streams: int = 10
+    nginx_warmup: int = 5000
     # Wall-time budget of the whole run; filling the store for the recovery scenario uses what is left
     # of it, keeping back `reserve_s` for the restart and the final listing of every check. A run
     # ends about 30 s short of it, so `make bench` takes under 10 minutes.
@@ -90,6 +99,8 @@ ALL_SCENARIOS = (
     "throughput-100k",
     "listing",
     "dashboards",
+    "scraper",
+    "nginx",
     "memory",
     "recovery",
 )
@@ -97,7 +108,7 @@ ALL_SCENARIOS = (
 FULL = BenchConfig(name="full", scenarios=ALL_SCENARIOS)
 QUICK = BenchConfig(
     name="quick",
-    scenarios=tuple(s for s in ALL_SCENARIOS if s != "throughput-100k"),
+    scenarios=tuple(s for s in ALL_SCENARIOS if s not in ("throughput-100k", "scraper", "nginx")),
     duration_s=2.0,
     warmup_s=0.5,
     rounds=1,
@@ -133,6 +144,8 @@ TINY = BenchConfig(
     burst_pings=200,
     burst_connections=20,
     dashboards=3,
+    scrape_interval_s=0.25,
+    nginx_warmup=200,
     budget_s=60.0,
     reserve_s=5.0,
 )
@@ -437,6 +450,8 @@ class Suite:
         self.python = python
         self.progress = progress
         self.keys = Keys.generate()
+        # HC_METRICS_KEY of the scraper scenario's server (at least 16 characters).
+        self.metrics_key = "hcm_" + secrets.token_hex(14)
         self.started = time.monotonic()
         self.result = SuiteResult(
             mode=config.name,
@@ -464,14 +479,16 @@ class Suite:
             "backlog": self.config.small_checks,
             "held": self.config.small_checks,
             "dashboards": self.config.small_checks,
+            "scraper": self.config.small_checks,
+            "nginx": self.config.small_checks,
             "mid": self.config.mid_checks,
             "large": self.config.large_checks,
         }
         return sizes[label]
 
     def target(self, label: str) -> HcTarget:
-        """The hcserver called `label` (small, durable, backlog, held, dashboards, mid, large), started with its
-        checks on first use."""
+        """The hcserver called `label` (small, durable, backlog, held, dashboards, scraper, nginx, mid,
+        large), started with its checks on first use."""
         self._touched.add(label)
         if label not in self.targets:
             n = self._checks_for(label)
@@ -480,6 +497,11 @@ class Suite:
                 env = {"HC_FLUSH_BATCH": str(self.config.backlog_pings), "HC_FLUSH_INTERVAL_MS": "60000"}
             elif label == "held":
                 env = HELD_ENV
+            elif label == "scraper":
+                env = {"HC_METRICS_KEY": self.metrics_key}
+            elif label == "nginx":
+                # As deploy/nginx/hcserver.conf asks of the server behind it.
+                env = {"HC_TRUSTED_PROXIES": "127.0.0.1"}
             target = HcTarget(
                 label, self.workdir, self.keys, durable=label == "durable", python=self.python, extra_env=env
             )
@@ -1345,6 +1367,287 @@ def scenario_dashboards(s: Suite) -> None:
     s.retire("dashboards")
 
 
+class Scraper:
+    """A Prometheus server in a thread: every `interval_s` it reads the server's own metrics
+    (`GET /metrics`, Bearer HC_METRICS_KEY) and the project's (`/projects/<uuid>/metrics/<read-only
+    key>`), each on a new connection, and drops the text. Bounded by `max_s`; the first scrape of
+    both is done (and must answer 200) before `ready` is set.
+
+    with Scraper(server, metrics_key, project_path, interval_s=1.0, max_s=60) as scraper:
+        scraper.ready.wait(30)
+        ... scraper.scrapes, scraper.seconds ...
+    """
+
+    def __init__(
+        self, server: ServerProcess, metrics_key: str, project_path: str, interval_s: float, max_s: float
+    ) -> None:
+        self.server = server
+        self.endpoints: tuple[tuple[str, dict[str, str]], ...] = (
+            ("/metrics", {"Authorization": f"Bearer {metrics_key}"}),
+            (project_path, {}),
+        )
+        self.interval_s = interval_s
+        self.max_s = max_s
+        self.scrapes = 0  # rounds of both endpoints
+        self.bytes: dict[str, int] = {}  # per endpoint, the size of the last answer
+        self.seconds: dict[str, list[float]] = {path: [] for path, _ in self.endpoints}
+        self.error: str | None = None
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+
+    def _scrape(self, path: str, headers: dict[str, str]) -> None:
+        started = time.monotonic()
+        conn = http.client.HTTPConnection(self.server.host, self.server.port, timeout=10)
+        try:
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        if response.status != 200 or not body.startswith(b"# HELP "):
+            raise RuntimeError(f"GET {path.split('/metrics/')[0]}... answered {response.status}: {body[:200]!r}")
+        self.seconds[path].append(time.monotonic() - started)
+        self.bytes[path] = len(body)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_s
+        due = time.monotonic()
+        try:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                for path, headers in self.endpoints:
+                    self._scrape(path, headers)
+                self.scrapes += 1
+                self.ready.set()
+                due += self.interval_s
+                self._stop.wait(max(0.0, due - time.monotonic()))
+        except (OSError, RuntimeError) as exc:
+            self.error = f"scraper: {exc}"
+        finally:
+            self.ready.set()
+
+    def __enter__(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    def note(self, since: int = 0) -> str:
+        """Scrapes since the `since`-th, and each endpoint's answer size and median time."""
+        parts = []
+        for (path, _), name in zip(self.endpoints, ("/metrics", "project"), strict=True):
+            took = self.seconds[path][since:]
+            each = f", {statistics.median(took) * 1000:.1f} ms" if took else ""
+            parts.append(f"{name} {self.bytes.get(path, 0) / 1000:,.0f} KB{each}")
+        return f"{self.scrapes - since} scrapes of both ({'; '.join(parts)})"
+
+
+def _project_id(s: Suite, target: HcTarget) -> str:
+    status, data = request_json(target.server, "GET", "/api/v3/projects/", key=s.keys.admin, timeout=10.0)
+    projects = data.get("projects") if isinstance(data, dict) else None
+    if status != 200 or not isinstance(projects, list) or not projects:
+        raise RuntimeError(f"GET /api/v3/projects/ answered {status}: {str(data)[:300]}")
+    return str(projects[0]["id"])
+
+
+def scenario_scraper(s: Suite) -> None:
+    """UUID pings/s at c=50 alone and while a scraper reads both metrics endpoints every second,
+    interleaved on a server of their own (started with HC_METRICS_KEY)."""
+    cfg = s.config
+    ours = s.target("scraper")
+    n = len(ours.checks)
+    project_path = f"/projects/{_project_id(s, ours)}/metrics/{s.keys.api_readonly}"
+    spec = s.spec(paths=ours.paths("uuid"), duration_s=cfg.duration_s)
+    s.load(ours.server, replace(spec, duration_s=cfg.warmup_s), ours)
+    rows: dict[str, list[Row]] = {"alone": [], "scraped": []}
+    results: dict[str, list[WrkResult]] = {"alone": [], "scraped": []}
+    ratios: list[float] = []
+    every = f"every {cfg.scrape_interval_s:g} s"
+    for r in range(1, cfg.rounds + 1):
+        # A B, B A, A B, ...: a drift of the machine within a round does not favour one side.
+        order = ("alone", "scraped") if r % 2 else ("scraped", "alone")
+        for kind in order:
+            if kind == "alone":
+                result = s.load(ours.server, spec, ours)
+                note = ""
+            else:
+                with Scraper(
+                    ours.server, s.metrics_key, project_path, cfg.scrape_interval_s, max_s=cfg.duration_s + 60.0
+                ) as scraper:
+                    if not scraper.ready.wait(30.0) or scraper.error:
+                        raise RuntimeError(scraper.error or "the first scrape took over 30 s")
+                    since = scraper.scrapes
+                    result = s.load(ours.server, spec, ours)
+                if scraper.error:
+                    raise RuntimeError(scraper.error)
+                note = scraper.note(since)
+            results[kind].append(result)
+            case = f"no scraper, round {r}" if kind == "alone" else f"scraped {every}, round {r}"
+            row = row_from(result, "scraper", case, "hcserver", note=note, detail=True)
+            row.note = "; ".join(filter(None, [row.note, _cpu_note([result])]))
+            rows[kind].append(s.add(row))
+        if (ratio := _ratio(results["scraped"][-1].rps, results["alone"][-1].rps)) is not None:
+            ratios.append(ratio)
+    how = f"median of {cfg.rounds} interleaved rounds"
+    case = f"uuid success, {n:,} checks"
+    alone_row = s.add(_median_row(rows["alone"], f"{case}, no scraper", how))
+    scraped_row = s.add(
+        _median_row(rows["scraped"], f"{case}, /metrics and the project's metrics scraped {every}", how)
+    )
+    for kind, summary in (("alone", alone_row), ("scraped", scraped_row)):
+        summary.note = "; ".join(filter(None, [how, _cpu_note(results[kind])]))
+    s.add_target(
+        Target(
+            f"uuid pings/s at c={cfg.connections} while both metrics endpoints are scraped {every} / without",
+            _ratio(scraped_row.rps, alone_row.rps),
+            ">=",
+            0.98,
+            "x",
+            note=f"{how}; per round: " + ", ".join(f"{x:.2f}" for x in ratios),
+        )
+    )
+    s.retire("scraper")
+
+
+def scenario_nginx(s: Suite) -> None:
+    """UUID pings/s through nginx (the deploy file, TLS) over HTTP/2 and over HTTP/1.1, beside nginx
+    answering by itself, interleaved x rounds; h2load is the client."""
+    cfg = s.config
+    why = missing_tools()
+    if why is not None:
+        if os.environ.get("CI") == "true":
+            raise RuntimeError(why)
+        s.add(Row("nginx", "not run", "nginx", note=f"skipped: {why}"))
+        return
+    ours = s.target("nginx")
+    n = len(ours.checks)
+    front = Nginx(s.workdir / "nginx", ours.server.port)
+    front.start()
+    s.progress(f"      nginx listening on 127.0.0.1:{front.tls} (TLS) in {front.ready_s or 0:.2f} s")
+    try:
+        pings = front.write_urls(ping_paths(ours.checks), s.workdir / "nginx-urls" / "pings.txt")
+        ceiling = front.write_urls([CEILING_PATH], s.workdir / "nginx-urls" / "ceiling.txt")
+        c, m = cfg.connections, cfg.nginx_streams
+        cases = {
+            "h2": (f"uuid success over HTTP/2, c={c} x {m} streams, {n:,} checks", "hcserver via nginx", pings, False),
+            "h1": (f"uuid success over HTTP/1.1, c={c}, {n:,} checks", "hcserver via nginx", pings, True),
+            "ceiling": (f'nginx\'s own return 200 "OK" over HTTP/2, c={c} x {m} streams', "nginx", ceiling, False),
+        }
+        max_s = 4 * cfg.duration_s + 30.0
+
+        def spec(key: str, requests: int) -> H2loadSpec:
+            h1 = cases[key][3]
+            return H2loadSpec(connections=c, streams=1 if h1 else m, requests=requests, h1=h1, max_seconds=max_s)
+
+        rates: dict[str, float] = {}
+        for key, (_, _, urls, _) in cases.items():
+            warm = _h2load(s, front, ours if urls is pings else None, urls, spec(key, cfg.nginx_warmup))
+            rates[key] = warm.rps
+        rows: dict[str, list[Row]] = {key: [] for key in cases}
+        runs: dict[str, list[H2loadResult]] = {key: [] for key in cases}
+        for r in range(1, cfg.rounds + 1):
+            for key, (case, server, urls, _) in cases.items():
+                # Sized to last about duration_s at the rate of this case's run before.
+                wanted = int(rates[key] * cfg.duration_s) or cfg.nginx_warmup
+                requests = min(max(wanted, c * m), int(MAX_RATE_PER_S * cfg.duration_s))
+                result = _h2load(s, front, ours if urls is pings else None, urls, spec(key, requests))
+                rates[key] = result.rps or rates[key]
+                runs[key].append(result)
+                rows[key].append(s.add(_h2load_row(result, f"{case}, round {r}", server, detail=True)))
+        how = f"median of {cfg.rounds} interleaved rounds"
+        summary = {key: s.add(_median_row(rows[key], case, how)) for key, (case, _, _, _) in cases.items() if rows[key]}
+        for key, row in summary.items():
+            row.note = "; ".join(filter(None, [how, _h2load_cpu_note(runs[key])]))
+        h2, h1, top = (summary[k].rps if k in summary else None for k in ("h2", "h1", "ceiling"))
+        for what, a, b in (
+            ("pings over HTTP/2 / nginx's own answers", h2, top),
+            ("pings over HTTP/1.1 / nginx's own answers", h1, top),
+            ("pings over HTTP/2 / over HTTP/1.1", h2, h1),
+        ):
+            s.add(Row("nginx", what, "hcserver via nginx", value=_ratio(a, b), unit="x", note=how))
+        errors = sum(res.errors for results in runs.values() for res in results)
+        answered = sum(res.ok for results in runs.values() for res in results)
+        s.add_target(
+            Target(
+                "requests through nginx not answered 2xx",
+                float(errors),
+                "<=",
+                0.0,
+                "",
+                note=f"{answered:,} answered 2xx; h2load over TLS, {cfg.rounds} rounds of 3 cases",
+            )
+        )
+    finally:
+        code = front.stop()
+        if code not in (0, None):
+            s.result.notes.append(f"nginx exited with {code} on SIGTERM")
+    s.retire("nginx")
+
+
+def _h2load(s: Suite, front: Nginx, target: HcTarget | None, urls: Path, spec: H2loadSpec) -> H2loadResult:
+    """One h2load run through `front`; its 2xx answers are pings of `target` when one is given."""
+    s._runs += 1
+    server = s.targets["nginx"].server
+    before = {"hcserver": server.cpu_s(), "nginx": front.cpu_s()}
+    try:
+        result = run_h2load(urls, spec, s.workdir / "h2load" / f"{s._runs:03d}")
+    finally:
+        if not server.alive():
+            raise RuntimeError(f"{server.name} died during the run{server.log_tail()}")
+        if not front.alive():
+            raise RuntimeError(f"nginx died during the run: {front.log_tail()}")
+    after = {"hcserver": server.cpu_s(), "nginx": front.cpu_s()}
+    result.server_cpu_s = {k: a - b for k, a in after.items() if a is not None and (b := before[k]) is not None}
+    if target is not None:
+        target.expected += result.ok
+    if not result.finished:
+        raise RuntimeError(f"h2load did not answer all {spec.requests:,} requests: {result.output[-500:]}")
+    return result
+
+
+def _h2load_row(result: H2loadResult, case: str, server: str, *, detail: bool = False) -> Row:
+    notes = []
+    bad = {code: n for code, n in result.codes.items() if code != "2xx" and n}
+    if bad:
+        notes.append("answers " + ", ".join(f"{code}: {n}" for code, n in sorted(bad.items())))
+    failed = {k: v for k, v in result.requests.items() if k in ("errored", "timeout") and v}
+    if failed:
+        notes.append(", ".join(f"{k} {v}" for k, v in failed.items()))
+    if result.protocol:
+        notes.append(result.protocol)
+    notes.append(_h2load_cpu_note([result]))
+    lat = result.latency_ms
+    return Row(
+        scenario="nginx",
+        case=case,
+        server=server,
+        rps=result.rps,
+        p50_ms=lat.get("p50"),
+        p99_ms=lat.get("p99"),
+        p999_ms=lat.get("p99.9"),
+        ok=result.ok,
+        errors=result.errors,
+        elapsed_s=result.elapsed_s,
+        note="; ".join(filter(None, notes)),
+        detail=detail,
+    )
+
+
+def _h2load_cpu_note(runs: Sequence[H2loadResult]) -> str:
+    """Medians over runs: CPU per answer of hcserver and of nginx, h2load's share of a core."""
+    parts = []
+    for who in ("hcserver", "nginx"):
+        per = [r.server_cpu_s[who] / r.answered * 1e6 for r in runs if who in r.server_cpu_s and r.answered]
+        if per:
+            parts.append(f"{who} {statistics.median(per):.1f} us CPU/answer")
+    shares = [share for r in runs if (share := r.cpu_share) is not None]
+    if shares:
+        parts.append(f"h2load {statistics.median(shares):.0%} of a core")
+    return ", ".join(parts)
+
+
 def scenario_memory(s: Suite) -> None:
     large = s.target("large")
     n = len(large.checks)
@@ -1495,6 +1798,12 @@ SCENARIOS: dict[str, Scenario] = {
             "dashboards",
             "ping throughput while browser dashboards hold the event stream open",
             scenario_dashboards,
+        ),
+        Scenario(
+            "scraper", "ping throughput while a scraper reads both metrics endpoints every second", scenario_scraper
+        ),
+        Scenario(
+            "nginx", "pings through nginx (TLS) over HTTP/2 and HTTP/1.1, beside nginx's own answers", scenario_nginx
         ),
         Scenario("memory", "RSS per check", scenario_memory),
         Scenario("recovery", "start to ready with many checks and stored pings", scenario_recovery),
