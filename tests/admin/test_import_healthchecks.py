@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 from tests.admin.fake_source import BACKUP, BILLING, CACHE, REPORT, RO_KEY, RW_KEY, FakeHealthchecks
-from tests.conftest import API_KEY, PING_KEY
+from tests.conftest import API_KEY, PING_KEY, make_settings, start_server
+from tests.fakes import FakeClock
 
 
 def import_args(source: FakeHealthchecks, db: Path, *extra: str) -> list[str]:
@@ -173,3 +175,45 @@ def test_nothing_half_written_when_the_source_fails_late(hc, source, db):
     code, _, err = hc(*import_args(source, db))
     assert code == 1 and "answered HTTP 500" in err
     assert {t: rows(db, t) for t in before} == before
+
+
+def test_a_started_run_stays_open(hc, source, db, serve):
+    original = source.answer
+    start = (
+        b'{"type": "start", "date": "2026-12-01T02:55:00.500000+00:00", "n": 3, "scheme": "http", '
+        b'"remote_addr": "127.0.0.1", "method": "GET", "ua": "curl", "rid": null, "body_url": null}, '
+    )
+
+    def running(path, key):
+        status, ctype, body = original(path, key)
+        if path == "/api/v3/checks/":
+            body = body.replace(
+                b'"n_pings": 2, "status": "up", "started": false', b'"n_pings": 3, "status": "started", "started": true'
+            )
+        elif path == f"/api/v3/checks/{BACKUP}/pings/":
+            body = body.replace(b'{"pings": [', b'{"pings": [' + start)
+        return status, ctype, body
+
+    source.answer = running
+    assert hc(*import_args(source, db))[0] == 0
+    live = serve()
+    check = live.get_check(BACKUP)
+    assert check["started"] is True and check["n_pings"] == 3 and check["status"] == "up"
+    assert live.ping(f"/ping/{BACKUP}").status_code == 200
+    assert live.api("GET", f"checks/{BACKUP}/pings/").json()["pings"][0]["duration"] > 0
+
+
+def test_a_check_pinged_here_since_keeps_its_state(hc, source, db):
+    assert hc(*import_args(source, db))[0] == 0
+    live, stop = start_server(make_settings(db=str(db)), FakeClock(time.time()), alerts={})
+    try:
+        assert live.ping(f"/ping/{BILLING}").status_code == 200
+    finally:
+        stop()
+    code, out, _ = hc(*import_args(source, db))
+    assert code == 0 and "1 kept" in out and "3 unchanged" in out and "pinged here since" in out
+    live, stop = start_server(make_settings(db=str(db)), FakeClock(time.time()), alerts={})
+    try:
+        assert live.get_check(BILLING)["status"] == "up" and live.get_check(BILLING)["n_pings"] == 2
+    finally:
+        stop()
