@@ -8,19 +8,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import LiveServer, make_settings, start_server
-from tests.integration.receiver import Receiver
+from tests.integration.conftest import receiver
+
+__all__ = ["receiver"]
 
 ADMIN_KEY = "admin-key-0123456789"
 METRICS_KEY = "metrics-key-0123456789"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rx = Receiver()
-    try:
-        yield rx
-    finally:
-        rx.close()
 
 
 @pytest.fixture
