@@ -7,10 +7,10 @@
     result.ok, result.rps, result.latency_ms["p99"]
     front.stop()
 
-The site file is rendered as tests/production/test_nginx.py renders it (the same replacements,
-each of which must be found), plus `location = /ceiling { return 200 "OK"; }` in the TLS server:
-nginx answering by itself, the ceiling for anything proxied. That test module is not imported: it
-needs pytest and httpx and skips itself at import when nginx is missing.
+`render` fills the site file's ports and certificate paths (each line it replaces must be found);
+tests/production/test_nginx.py renders it with the same function. The bench adds
+`location = /ceiling { return 200 "OK"; }` in the TLS server: nginx answering by itself, the
+ceiling for anything proxied.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def render(conf: str, *, upstream: int, plain: int, tls: int, cert: Path, key: P
     }
     for old, new in replacements.items():
         if old not in conf:
-            raise NginxError(f"{CONF} no longer has {old!r}: update bench/nginx.py")
+            raise NginxError(f"{CONF} no longer has {old!r}: update bench/nginx.py and its callers")
         conf = conf.replace(old, new)
     return conf
 

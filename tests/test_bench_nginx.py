@@ -37,13 +37,6 @@ def test_nginx_is_in_the_full_run_only():
     assert "nginx" in FULL.scenarios and "nginx" not in QUICK.scenarios
 
 
-def test_the_site_is_rendered_as_the_production_test_renders_it(tmp_path):
-    production = pytest.importorskip("tests.production.test_nginx")  # skips itself without nginx
-    args = {"upstream": 8123, "plain": 8080, "tls": 8443, "cert": tmp_path / "c.pem", "key": tmp_path / "k.pem"}
-    for ipv6 in (False, True):
-        assert render(CONF.read_text(), ipv6=ipv6, **args) == production.render(CONF.read_text(), ipv6=ipv6, **args)
-
-
 def test_the_ceiling_is_answered_by_nginx_in_the_tls_server(tmp_path):
     site = render(
         CONF.read_text(), upstream=8123, plain=8080, tls=8443, cert=tmp_path / "c", key=tmp_path / "k", ipv6=False

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.nginx import render
 from tests.persistence.helpers import ROOT
 from tests.persistence.serve_process import API_KEY, Server, start
 
@@ -48,23 +49,6 @@ def has_ipv6() -> bool:
         return True
     except OSError:
         return False
-
-
-def render(conf: str, *, upstream: int, plain: int, tls: int, cert: Path, key: Path, ipv6: bool) -> str:
-    """The deploy file with this test's ports and certificate; each line it replaces must be there."""
-    replacements = {
-        "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream};",
-        "listen 80;": f"listen 127.0.0.1:{plain};",
-        "listen [::]:80;": f"listen [::1]:{plain};" if ipv6 else "",
-        "listen 443 ssl http2;": f"listen 127.0.0.1:{tls} ssl http2;",
-        "listen [::]:443 ssl http2;": f"listen [::1]:{tls} ssl http2;" if ipv6 else "",
-        "/etc/letsencrypt/live/hc.example.org/fullchain.pem": str(cert),
-        "/etc/letsencrypt/live/hc.example.org/privkey.pem": str(key),
-    }
-    for old, new in replacements.items():
-        assert old in conf, f"{CONF} no longer has {old!r}: update this test"
-        conf = conf.replace(old, new)
-    return conf
 
 
 @dataclass
