@@ -207,9 +207,9 @@ def ensure_project(ctx: Context) -> IssuedKeys | None:
         if ignored:
             log.warning(
                 "%s ignored: this store already has a project, and these settings only give the keys of the "
-                "first project, made on the first start with a new store; a project's keys cannot be changed. To "
-                "use these keys, start with a new --db file; for a project with new generated keys on this store, "
-                "create one through the projects API (HC_ADMIN_KEY).",
+                "first project, made on the first start with a new store. To replace a project's keys, stop the "
+                "server and run `hcserver keys --rotate` (it makes new ones and prints them); to use these keys, "
+                "start with a new --db file.",
                 ", ".join(ignored),
             )
         return None

@@ -190,7 +190,7 @@ def test_key_settings_a_store_already_has_keys_for_are_reported_as_ignored(tmp_p
         other.stop()
     [warning] = [line for line in other.log.read_text().splitlines() if "ignored" in line]
     assert "WARNING hcserver: HC_API_KEY, HC_PING_KEY ignored: this store already has a project" in warning
-    assert "a project's keys cannot be changed" in warning
+    assert "hcserver keys --rotate" in warning
     assert "new --db file" in warning and "projects API (HC_ADMIN_KEY)" in warning
     assert API_KEY not in warning and PING_KEY not in warning and other_keys["HC_API_KEY"] not in warning
 
