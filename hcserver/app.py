@@ -209,7 +209,8 @@ def ensure_project(ctx: Context) -> IssuedKeys | None:
                 "%s ignored: this store already has a project, and these settings only give the keys of the "
                 "first project, made on the first start with a new store. To replace a project's keys, stop the "
                 "server and run `hcserver keys --rotate` (it makes new ones and prints them); to use these keys, "
-                "start with a new --db file.",
+                "start with a new --db file; for a project with new generated keys on this store, create one "
+                "through the projects API (HC_ADMIN_KEY).",
                 ", ".join(ignored),
             )
         return None
