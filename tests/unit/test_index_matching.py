@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import gc
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -129,11 +130,16 @@ def lines_run(fn: Callable[[], object]) -> int:
             count += 1
         return trace
 
+    # A garbage collection in the middle could run finalizers of objects other tests left behind,
+    # whose lines would count too.
+    gc.collect()
+    gc.disable()
     sys.settrace(trace)
     try:
         fn()
     finally:
         sys.settrace(None)
+        gc.enable()
     return count
 
 
