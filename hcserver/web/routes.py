@@ -1,7 +1,7 @@
 """The route table: every path the tornado.web Application serves. The rest are pings (web/ping.py).
 
-`app_paths()` derives from the same table which requests the ping dispatcher hands to the
-Application, so a route added here is served by its handler, not answered as an unknown ping.
+`app_paths()` derives from the same table which requests the HTTP layer (web/http1.py) hands to
+the Application, so a route added here is served by its handler, not answered as an unknown ping.
 """
 
 from __future__ import annotations
