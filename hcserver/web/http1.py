@@ -402,7 +402,12 @@ class HttpConnection(asyncio.Protocol):
             self._answer(request, code, text)
         elif request.app:
             self._start_app(request)
-        elif not request.ended:
+        else:
+            self._await_body(request)
+
+    def _await_body(self, request: Request) -> None:
+        """Before a body is read: `100 Continue` if the client waits for it, and the body's deadline."""
+        if not request.ended:
             if request.expect and request.version == "1.1":
                 self._write(CONTINUE)
             self.deadline = time.monotonic() + self.server.body_timeout
@@ -505,10 +510,7 @@ class HttpConnection(asyncio.Protocol):
             return
         request.exchange = exchange
         delegate = request.delegate = self.server.app.find_handler(server_request)
-        if not request.ended:
-            if request.expect and request.version == "1.1":
-                self._write(CONTINUE)
-            self.deadline = time.monotonic() + self.server.body_timeout
+        self._await_body(request)
         self._follow(delegate.headers_received(start_line, headers))
 
     def _app_body(self, request: Request, chunk: bytes) -> None:
