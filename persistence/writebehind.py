@@ -374,11 +374,10 @@ class WriteBehind:
         batch.accepted.append(now)
         if (self.durable or len(batch.accepted) >= self._flush_batch) and not self._wake.is_set():
             self._wake.set()
-        size, nbytes = self._backlog()  # `batch` is the pending one, counted there
         # Every caller gets its own shield: one cancelled request must not cancel the shared future
         # that all the others wait on.
         done = asyncio.shield(batch.waiter()) if self.durable else None
-        if size < self._max_pending and nbytes < self._max_pending_bytes and not self._too_old(now):
+        if self._has_room(now):  # `batch` is the pending one, counted there
             return done
         room = self._room
         if room is None:
@@ -388,6 +387,7 @@ class WriteBehind:
                 self.stats.slowed += 1
                 log.debug("the writer is over max_pending_age_ms late: answers wait for it")
             else:
+                size, nbytes = self._backlog()
                 log.warning(
                     "%d changes, %d bytes of pings, wait for the disk (max_pending or max_pending_bytes); "
                     "answers are delayed until they are written",
@@ -627,6 +627,12 @@ class WriteBehind:
             nbytes += batch.nbytes
         return size, nbytes
 
+    def _has_room(self, now: float) -> bool:
+        """Whether a new change may be answered at once: the backlog is within `max_pending` and
+        `max_pending_bytes`, and its oldest change not too old (see `_too_old`)."""
+        size, nbytes = self._backlog()
+        return size < self._max_pending and nbytes < self._max_pending_bytes and not self._too_old(now)
+
     def _too_old(self, now: float) -> bool:
         """Whether the oldest change not yet committed is more than `max_pending_age_ms` past its
         flush interval, with flushes succeeding (a failing disk is bounded by count and bytes alone)."""
@@ -636,19 +642,18 @@ class WriteBehind:
         return bool(batch.accepted) and now - batch.accepted[0] > self._max_age
 
     def _release_room(self) -> None:
-        if self._room is None:
+        if self._room is None or not self._has_room(self._clock()):
             return
-        size, nbytes = self._backlog()
-        if size < self._max_pending and nbytes < self._max_pending_bytes and not self._too_old(self._clock()):
-            self._room.set_result(None)
-            self._room = None
-            if not self._room_for_age:
-                log.warning(
-                    "pending changes back under max_pending and max_pending_bytes (%d, %d bytes): "
-                    "answers are no longer delayed",
-                    size,
-                    nbytes,
-                )
+        self._room.set_result(None)
+        self._room = None
+        if not self._room_for_age:
+            size, nbytes = self._backlog()
+            log.warning(
+                "pending changes back under max_pending and max_pending_bytes (%d, %d bytes): "
+                "answers are no longer delayed",
+                size,
+                nbytes,
+            )
 
     async def _encode(self, batch: _Batch) -> WriteSet:
         # In slices (see persistence.pacing): the batch is already detached, and each snapshot is
